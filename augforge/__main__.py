@@ -1,0 +1,5 @@
+"""`python -m augforge` runs the CLI."""
+
+from augforge.cli import main
+
+main()

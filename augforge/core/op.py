@@ -1,0 +1,107 @@
+"""The one base class of registered operators: severity/preset/parameter checks and RNG wiring.
+
+An op class declares `PARAMS` (names) and `TABLES` ({preset: one row per severity}) and
+implements `apply(x, gens)`, a batched kernel on a validated float tensor. `gens` holds one
+`torch.Generator` per sample (None for deterministic ops); sample i may only draw from gens[i],
+which is what makes outputs independent of batching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from augforge.core.errors import InvalidInputError, InvalidParameterError, InvalidSeverityError
+from augforge.core.registry import OpSpec
+from augforge.core.seeding import default_keys, generator_for, sample_generators
+from augforge.core.validation import check_image_batch
+
+Rng = int | torch.Generator | Sequence[torch.Generator] | None
+
+
+class Op:
+    """Base class: validated construction, input checks, per-sample generators, dtype round trip."""
+
+    spec: ClassVar[OpSpec]
+    name: ClassVar[str]
+    PARAMS: ClassVar[tuple[str, ...]] = ()
+    TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {}
+
+    def __init__(self, severity: int = 3, *, preset: str | None = None, **params: Any) -> None:
+        spec = self.spec
+        if isinstance(severity, bool) or not isinstance(severity, int):
+            raise InvalidSeverityError(
+                f"{spec.name}: severity must be an int in {list(spec.severities)}, got {severity!r}"
+            )
+        if severity not in spec.severities:
+            raise InvalidSeverityError(
+                f"{spec.name}: severity {severity} is not defined; choose one of {list(spec.severities)}"
+            )
+        preset = preset or spec.presets[0]
+        if preset not in spec.presets:
+            raise InvalidParameterError(
+                f"{spec.name}: unknown preset {preset!r}; choose one of {list(spec.presets)}"
+            )
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            allowed = ", ".join(self.PARAMS) or "none"
+            raise InvalidParameterError(f"{spec.name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+        merged = self.severity_params(preset, severity)
+        merged.update(params)
+        self.severity = severity
+        self.preset = preset
+        self.params: dict[str, Any] = self.check_params(merged)
+
+    @classmethod
+    def severity_params(cls, preset: str, severity: int) -> dict[str, Any]:
+        """The reference constants of `preset` at `severity`, by parameter name."""
+        if not cls.TABLES:
+            return {}
+        row = cls.TABLES[preset][cls.spec.severities.index(severity)]
+        return dict(zip(cls.PARAMS, row, strict=True))
+
+    def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Validate (possibly overridden) parameters; subclasses raise InvalidParameterError."""
+        return params
+
+    def apply(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        """The batched kernel: (B, C, H, W) float32/64 in [0, 1] -> same shape in [0, 1]."""
+        raise NotImplementedError
+
+    def generators(self, rng: Rng, batch: int, device: torch.device, keys: Sequence[str] | None) -> list[torch.Generator]:
+        """Resolve `rng` (seed, generator or per-sample generators) into one generator per sample."""
+        if rng is None:
+            raise InvalidParameterError(
+                f"{self.spec.name} is random: pass rng=<int seed>, a torch.Generator, "
+                "or one generator per sample"
+            )
+        if isinstance(rng, bool):
+            raise InvalidParameterError(f"{self.spec.name}: rng must be an int seed, not a bool")
+        if isinstance(rng, int):
+            if keys is not None and len(keys) != batch:
+                raise InvalidInputError(f"{self.spec.name}: got {len(keys)} keys for a batch of {batch}")
+            return sample_generators(rng, keys or default_keys(batch), self.spec.name, self.severity, device)
+        if isinstance(rng, torch.Generator):
+            seeds = torch.randint(0, 2**62, (batch,), generator=rng, device=rng.device).tolist()
+            return [generator_for(int(s), device) for s in seeds]
+        gens = list(rng)
+        if len(gens) != batch or not all(isinstance(g, torch.Generator) for g in gens):
+            raise InvalidParameterError(
+                f"{self.spec.name}: expected {batch} torch.Generator objects, one per sample"
+            )
+        return gens
+
+    def __call__(self, x: torch.Tensor, rng: Rng = None, *, keys: Sequence[str] | None = None) -> torch.Tensor:
+        """Corrupt a batch. `rng`: an int seed (per-sample seeds are derived from it and `keys`),
+        a torch.Generator, or a list of per-sample generators. Deterministic ops ignore it."""
+        check_image_batch(x, name=self.spec.name)
+        gens = None if self.spec.deterministic else self.generators(rng, x.shape[0], x.device, keys)
+        work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        out = self.apply(work, gens)
+        return out.clamp_(0.0, 1.0).to(x.dtype)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}(severity={self.severity}, preset={self.preset!r}, {args})"

@@ -1,0 +1,1 @@
+"""Operator families, one sub-package each; `augforge.core.registry.FAMILIES` imports them lazily."""

@@ -1,0 +1,1 @@
+"""Pure tensor kernels shared by the image ops (no registry, no validation)."""
