@@ -17,6 +17,8 @@ def to_float(images: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.
     """uint8 HWC (or NHWC, or a list of HWC) -> float32 (B, C, H, W) in [0, 1]."""
     if isinstance(images, (list, tuple)):
         images = np.stack([np.asarray(a) for a in images])
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # torch warns on read-only arrays (mmap, PIL buffers)
     t = torch.as_tensor(images)
     if t.dtype != torch.uint8:
         raise InvalidInputError(f"to_float expects uint8 pictures, got {t.dtype}")

@@ -1,0 +1,84 @@
+"""Shared benchmark helpers: sample pictures, timing, tables and JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))  # for the imagecorruptions shim in tests/
+
+
+def sample_pictures(size: int, count: int) -> np.ndarray:
+    """`count` uint8 (size, size, 3) crops of the bundled photos (tiled when count is large)."""
+    paths = sorted((ROOT / "datasets" / "samples").rglob("*.png"))
+    pics = []
+    for p in paths:
+        im = Image.open(p).convert("RGB")
+        scale = size / min(im.size)
+        im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))), Image.BILINEAR)
+        a = np.asarray(im)
+        pics.append(a[:size, :size])
+        pics.append(a[-size:, -size:])
+    out = [pics[i % len(pics)] for i in range(count)]
+    return np.stack(out)
+
+
+def best_time(fn: Callable[[], object], *, repeat: int = 3, min_time: float = 0.0) -> float:
+    """Best wall time of `repeat` runs (after one warm-up run), seconds."""
+    fn()
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+        if min_time and best > min_time:
+            break
+    return best
+
+
+def environment() -> dict[str, object]:
+    """Where a benchmark ran."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def geomean(values: list[float]) -> float:
+    vals = [v for v in values if v and v > 0 and math.isfinite(v)]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else float("nan")
+
+
+def write_json(name: str, payload: dict[str, object], out: Path | None = None) -> Path:
+    path = out or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    return path
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    """A plain aligned table on stdout."""
+    cells = [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
