@@ -1,0 +1,251 @@
+"""WebDatasetReader: random access to the samples of one or more WebDataset .tar shards.
+
+Members are grouped into samples the way webdataset does it: the key is the member name up to the
+first dot of its base name, the extension (lower-cased) the rest; consecutive members with the
+same key form one sample; `__meta__` style names, non-regular members (links, folders) and names
+without an extension are skipped. The index is built from the tar headers only (the tarfile
+module, no decoding), recording each member's data offset, so `read(i)` seeks straight to it.
+
+Safety: the reader only ever reads image, .cls, .txt and .json members; it never unpickles
+anything (.pyd / .pickle / .pth members are listed in meta but never read). A member name that is
+absolute or contains '..' makes its sample a bad record. Shards must be uncompressed tars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augforge.core.errors import AugforgeError, BadInputError
+from augforge.datasets.base import Sample
+from augforge.datasets.decode import Preprocess
+from augforge.datasets.keys import sanitize_key, unique_keys
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "ppm")  # preference order
+_META_NAME = re.compile(r"__[^/]*__($|/)")
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_BRACE = re.compile(r"\{([^{}]*)\}")
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
+_MAX_LABEL_BYTES = 1 << 20
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """Expand `{a,b}` lists and `{000..009}` ranges (zero padding kept), left to right."""
+    match = _BRACE.search(pattern)
+    if match is None:
+        return [pattern]
+    body, head, tail = match.group(1), pattern[: match.start()], pattern[match.end() :]
+    rng = _RANGE.match(body)
+    if rng:
+        lo_text, hi_text = rng.groups()
+        lo, hi = int(lo_text), int(hi_text)
+        padded = any(t.lstrip("-").startswith("0") and len(t.lstrip("-")) > 1 for t in (lo_text, hi_text))
+        width = max(len(lo_text), len(hi_text)) if padded else 0
+        step = 1 if hi >= lo else -1
+        items = [str(v).zfill(width) for v in range(lo, hi + step, step)]
+    else:
+        items = body.split(",")
+    return [expanded for item in items for expanded in expand_braces(head + item + tail)]
+
+
+def resolve_shards(spec: str | os.PathLike[str] | list[Any] | tuple[Any, ...]) -> list[Path]:
+    """Shard paths from a path, a brace pattern, a folder (its *.tar, sorted) or a list of those."""
+    items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    shards: list[Path] = []
+    for item in items:
+        for text in expand_braces(os.fspath(item)):
+            path = Path(text)
+            if path.is_dir():
+                shards.extend(sorted(p for p in path.iterdir() if p.suffix == ".tar" and p.is_file()))
+            elif path.is_file():
+                shards.append(path)
+            else:
+                raise AugforgeError(f"shard not found: {path}")
+    if not shards:
+        raise AugforgeError(f"no .tar shards found for {spec!r}")
+    return shards
+
+
+@dataclass
+class _Record:
+    """One sample of the index: its members as ext -> (name, data offset, size)."""
+
+    shard: int
+    prefix: str
+    members: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def _split_name(name: str) -> tuple[str, str] | None:
+    """'dir/abc.seg.png' -> ('dir/abc', 'seg.png'); None for names without an extension."""
+    head, _, base = name.rpartition("/")
+    stem, dot, ext = base.partition(".")
+    if not dot or not stem:
+        return None
+    return (f"{head}/{stem}" if head else stem), ext.lower()
+
+
+def _is_unsafe(name: str) -> bool:
+    return name.startswith("/") or ".." in name.replace("\\", "/").split("/")
+
+
+def _scan_shard(shard_index: int, path: Path) -> list[_Record]:
+    """Index one shard from its headers; a shard that cannot be indexed becomes a bad record."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    for prefix, codec in _COMPRESSED.items():
+        if magic.startswith(prefix):
+            return [_Record(shard_index, "__unreadable__", problem=f"{codec}-compressed shard; random "
+                            "access needs an uncompressed .tar")]
+    records: list[_Record] = []
+    end = 0
+    try:
+        with tarfile.open(path, mode="r:") as tf:
+            while (info := tf.next()) is not None:
+                tf.members.clear()  # keep memory flat on big shards
+                _add_member(records, shard_index, info, size)
+                end = tf.offset
+            end = tf.offset
+    except (tarfile.TarError, OSError) as exc:
+        if end >= size and records and records[-1].problem:
+            return records  # the cut already marks the last record as truncated
+        return [*records, _Record(shard_index, "__unreadable__", problem=f"unreadable tar data: {exc}")]
+    if not _only_zeros(path, end):
+        records.append(_Record(shard_index, "__unreadable__",
+                               problem=f"corrupt or truncated tar: unreadable data after byte {end}"))
+    return records
+
+
+def _add_member(records: list[_Record], shard_index: int, info: tarfile.TarInfo, size: int) -> None:
+    if not info.isreg() or ("/" not in info.name and _META_NAME.match(info.name)):
+        return
+    split = _split_name(info.name)
+    if split is None:
+        return
+    prefix, ext = split
+    if not records or records[-1].prefix != prefix or records[-1].shard != shard_index:
+        records.append(_Record(shard_index, prefix))
+    record = records[-1]
+    if _is_unsafe(info.name):
+        record.problem = record.problem or f"unsafe member name {info.name!r} (absolute or '..')"
+    elif ext in record.members:
+        record.problem = record.problem or f"duplicate member {info.name!r}"
+    elif info.offset_data + info.size > size:
+        record.problem = record.problem or f"member {info.name!r} is truncated"
+    record.members.setdefault(ext, (info.name, info.offset_data, info.size))
+
+
+def _only_zeros(path: Path, start: int) -> bool:
+    """Whether the file holds only zero bytes (tar end blocks and padding) from `start` on."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        while chunk := handle.read(1 << 16):
+            if chunk.count(0) != len(chunk):
+                return False
+    return True
+
+
+def _parse_int(text: bytes, what: str) -> int:
+    try:
+        value = text.decode("utf-8").strip()
+        if not re.fullmatch(r"[+-]?\d+", value):
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise BadInputError(f"{what} is not an integer label: {text[:40]!r}") from None
+
+
+class WebDatasetReader:
+    """Random access to the samples of WebDataset shards, in shard order then member order."""
+
+    kind = "webdataset"
+
+    def __init__(self, shards: Any, *, preprocess: Preprocess | None = None) -> None:
+        self.shards = resolve_shards(shards)
+        self.preprocess = preprocess or Preprocess()
+        self._records: list[_Record] | None = None
+        self._keys: list[str] = []
+
+    def _index(self) -> list[_Record]:
+        if self._records is None:
+            records = [r for i, path in enumerate(self.shards) for r in _scan_shard(i, path)]
+            bases = [sanitize_key(f"{self.shards[r.shard].stem}/{r.prefix}") if r.prefix == "__unreadable__"
+                     else sanitize_key(r.prefix) for r in records]
+            self._keys = unique_keys(bases, [sanitize_key(self.shards[r.shard].stem) for r in records])
+            self._records = records
+        return self._records
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_records": None, "_keys": []}  # workers rebuild the index
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+    def key(self, index: int) -> str:
+        self._index()
+        return self._keys[index]
+
+    def _source(self, record: _Record, name: str | None = None) -> str:
+        return f"{self.shards[record.shard].name}:{name or record.prefix}"
+
+    def read(self, index: int) -> Sample:
+        record = self._index()[index]
+        if record.problem:
+            raise BadInputError(f"{self._source(record)}: {record.problem}")
+        image_ext = next((e for e in IMAGE_EXTS if e in record.members), None)
+        if image_ext is None:
+            raise BadInputError(f"{self._source(record)}: no image member (has {sorted(record.members)})")
+        name = record.members[image_ext][0]
+        path = self.shards[record.shard]
+        with open(path, "rb") as handle:
+            def member(ext: str) -> bytes:
+                _, offset, size = record.members[ext]
+                handle.seek(offset)
+                return handle.read(size)
+
+            try:
+                image, meta = self.preprocess.decode(member(image_ext))
+                label = self._label(record, member, meta)
+            except BadInputError as exc:
+                raise BadInputError(f"{self._source(record, name)}: {exc}") from None
+        meta.update(shard=path.name, members=sorted(record.members))
+        return Sample(key=self._keys[index], image=image, label=label, source=self._source(record, name),
+                      meta=meta)
+
+    @staticmethod
+    def _label(record: _Record, member: Any, meta: dict[str, Any]) -> int | None:
+        """Label from .cls (int), else .txt when it is an int, else .json 'label' / 'cls'."""
+        sizes = {ext: record.members[ext][2] for ext in ("cls", "txt", "json") if ext in record.members}
+        too_big = [ext for ext, n in sizes.items() if n > _MAX_LABEL_BYTES]
+        if too_big:
+            raise BadInputError(f"label member .{too_big[0]} is larger than {_MAX_LABEL_BYTES} bytes")
+        label: int | None = None
+        if "json" in sizes:
+            try:
+                doc = json.loads(member("json"))
+            except ValueError as exc:
+                raise BadInputError(f"malformed .json member: {exc}") from None
+            meta["json"] = doc
+            if isinstance(doc, dict):
+                value = doc.get("label", doc.get("cls"))
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise BadInputError(f".json label is not an integer: {value!r}")
+                label = value
+        if "txt" in sizes:
+            text = member("txt")
+            try:
+                label = _parse_int(text, ".txt")
+            except BadInputError:
+                meta["txt"] = text.decode("utf-8", errors="replace")  # a caption, not a label
+        if "cls" in sizes:
+            label = _parse_int(member("cls"), ".cls")
+        return label
+
+    def __repr__(self) -> str:
+        return f"WebDatasetReader({len(self.shards)} shards)"
