@@ -1,0 +1,345 @@
+"""The worker side: build one WebDataset shard from one index range under one (op, severity).
+
+`run_shard` runs inside a Dask worker. It opens its own reader, reads only its range, batches
+same-size pictures, applies the op with the recipe seed and the sample keys (so every sample's
+output is independent of batching and placement), quantizes, encodes with fixed settings and
+writes a reproducible tar: temporary name, fsync, sha256, sidecar record, atomic rename. Only a
+small ShardResult goes back to the scheduler. Unreadable or malformed inputs are quarantined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augforge.core.errors import AugforgeError, BadInputError, InvalidInputError
+from augforge.pipelines.fsio import HashingWriter, atomic_write, file_sha256, fsync_dir, temp_name
+from augforge.pipelines.plan import ShardTask, canonical_json
+
+SIDECAR_FORMAT = "augforge-shard/1"
+# Fixed tar header fields, so the same samples always give the same bytes.
+SHARD_MTIME = 946_684_800  # 2000-01-01T00:00:00Z
+TAR_USER = "augforge"
+TAR_MODE = 0o444
+
+_READER_CACHE: dict[str, Any] = {}
+_READER_CACHE_SIZE = 4
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """The part of a recipe a worker needs (small; sent with every task)."""
+
+    out_dir: str
+    reader: str
+    path: str
+    options: dict[str, Any]
+    seed: int
+    encoding: str = "png"
+    jpeg_quality: int = 85
+    png_compress_level: int = 3
+    quantize: str = "truncate"
+    batch_size: int = 32
+    device: str = "cpu"
+    torch_threads: int | None = 1
+    plan_fingerprint: str = ""
+
+
+@dataclass
+class ShardResult:
+    """What a finished (or verified) shard reports back: counts, checksum, keys, quarantine."""
+
+    path: str
+    op: str
+    severity: int
+    shard: int
+    start: int
+    stop: int
+    count: int
+    sha256: str
+    size: int
+    keys: list[str]
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    fingerprint: str = ""
+    resumed: bool = False
+    seconds: float = 0.0
+
+    @property
+    def group(self) -> str:
+        return f"{self.op}/{self.severity}"
+
+
+def sidecar_path(tar: Path) -> Path:
+    """`shard-000000.tar` -> `shard-000000.tar.json`."""
+    return tar.with_name(tar.name + ".json")
+
+
+def _jsonable(value: Any) -> Any:
+    """json.dumps fallback for numpy scalars/arrays and other parameter values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def dumps_sorted(obj: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, fixed separators)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable).encode("utf-8")
+
+
+def get_reader(cfg: ShardConfig) -> Any:
+    """This process's reader for cfg's input (built once, reused by later tasks)."""
+    from augforge.datasets.readers import open_reader
+
+    ident = canonical_json([cfg.reader, cfg.path, cfg.options])
+    reader = _READER_CACHE.get(ident)
+    if reader is None:
+        if len(_READER_CACHE) >= _READER_CACHE_SIZE:
+            _READER_CACHE.pop(next(iter(_READER_CACHE)))
+        reader = open_reader(cfg.reader, cfg.path, **cfg.options)
+        _READER_CACHE[ident] = reader
+    return reader
+
+
+def encode_image(pixels: np.ndarray, encoding: str, jpeg_quality: int = 85, png_level: int = 3) -> bytes:
+    """uint8 HWC -> PNG (zlib level `png_level`, no optimize pass) or JPEG (`jpeg_quality`,
+    optimized Huffman tables like the ImageNet-C saver; pixels do not depend on it) bytes."""
+    from PIL import Image
+
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    buf = io.BytesIO()
+    if encoding == "png":
+        image.save(buf, format="PNG", compress_level=png_level, optimize=False)
+    elif encoding == "jpg":
+        image.save(buf, format="JPEG", quality=jpeg_quality, optimize=True)
+    else:
+        raise ValueError(f"unknown encoding {encoding!r}")
+    return buf.getvalue()
+
+
+def _record(index: int, key: str | None, source: str | None, reason: str, stage: str) -> dict[str, Any]:
+    return {"index": index, "key": key, "source": source, "reason": reason, "stage": stage}
+
+
+def _safe_key(reader: Any, index: int) -> str | None:
+    try:
+        return str(reader.key(index))
+    except Exception:  # a reader that cannot even name the record: keep the index only
+        return None
+
+
+def _source_of(reader: Any, index: int, exc: BaseException, key: str | None) -> str | None:
+    """Where an unreadable record lives: the reader's `source(index)` or the error's `source`
+    attribute where they exist, else its key (readers also name the source in the message)."""
+    finder = getattr(reader, "source", None)
+    if callable(finder):
+        with contextlib.suppress(Exception):
+            return str(finder(index))
+    return getattr(exc, "source", None) or key
+
+
+def _check_pixels(image: Any) -> str | None:
+    """Why a decoded picture breaks the contract (uint8 HWC, C in 1 or 3), or None."""
+    if not isinstance(image, np.ndarray):
+        return f"decoded image is a {type(image).__name__}, not a numpy array"
+    if image.dtype != np.uint8:
+        return f"decoded image has dtype {image.dtype}, expected uint8"
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        return f"decoded image has shape {tuple(image.shape)}, expected (H, W, 1 or 3)"
+    return None
+
+
+class _Batcher:
+    """Groups pictures of one shape and corrupts them batch by batch."""
+
+    def __init__(self, task: ShardTask, cfg: ShardConfig) -> None:
+        import torch
+
+        from augforge.core.registry import build_op
+
+        self.op = build_op(task.op, task.severity, preset=task.preset, **task.params)
+        self.device = torch.device(cfg.device)
+        self.cfg = cfg
+        self.task = task
+        self.params = self.op.params  # effective constants, stored per sample
+        self.pending: dict[tuple[int, ...], list[tuple[int, Any]]] = {}
+        self.done: dict[int, tuple[str, bytes, bytes]] = {}
+        self.quarantined: list[dict[str, Any]] = []
+
+    def add(self, index: int, sample: Any) -> None:
+        bucket = self.pending.setdefault(tuple(sample.image.shape), [])
+        bucket.append((index, sample))
+        if len(bucket) >= self.cfg.batch_size:
+            self.flush(tuple(sample.image.shape))
+
+    def flush(self, shape: tuple[int, ...] | None = None) -> None:
+        shapes = [shape] if shape is not None else list(self.pending)
+        for s in shapes:
+            batch = self.pending.pop(s, [])
+            if batch:
+                self._run(batch)
+
+    def _corrupt(self, batch: list[tuple[int, Any]]) -> np.ndarray:
+        from augforge.core.tensors import to_float, to_uint8
+
+        x = to_float([s.image for _, s in batch]).to(self.device)
+        out = self.op(x, self.cfg.seed, keys=[s.key for _, s in batch])
+        return to_uint8(out, mode=self.cfg.quantize)
+
+    def _run(self, batch: list[tuple[int, Any]]) -> None:
+        try:
+            pixels = self._corrupt(batch)
+        except InvalidInputError as exc:
+            if len(batch) > 1:  # find the offending picture(s); outputs do not depend on batching
+                for item in batch:
+                    self._run([item])
+                return
+            index, sample = batch[0]
+            self.quarantined.append(_record(index, sample.key, sample.source, str(exc), "op"))
+            return
+        for (index, sample), arr in zip(batch, pixels, strict=True):
+            meta = {
+                "key": sample.key,
+                "label": sample.label,
+                "source": sample.source,
+                "op": self.task.op,
+                "severity": self.task.severity,
+                "preset": self.task.preset,
+                "seed": self.cfg.seed,
+                "params": self.params,
+            }
+            data = encode_image(arr, self.cfg.encoding, self.cfg.jpeg_quality, self.cfg.png_compress_level)
+            self.done[index] = (sample.key, data, dumps_sorted(meta))
+
+
+def write_shard(
+    target: Path,
+    samples: list[tuple[str, bytes, bytes]],
+    ext: str,
+    sidecar: dict[str, Any],
+) -> tuple[str, int]:
+    """Write the tar (temp name, fsync), then its sidecar (atomic), then rename the tar into
+    place. Returns (sha256, size). The sidecar gets 'sha256', 'size' and 'count' filled in."""
+    import webdataset as wds
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(target)
+    try:
+        with open(tmp, "wb") as fh:
+            hashing = HashingWriter(fh)
+            writer = wds.TarWriter(hashing, encoder=False, mtime=SHARD_MTIME, user=TAR_USER,
+                                   group=TAR_USER, mode=TAR_MODE)
+            for key, data, meta in samples:
+                writer.write({"__key__": key, ext: data, "json": meta})
+            writer.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        sha, size = hashing.hexdigest(), hashing.size
+        sidecar.update(sha256=sha, size=size, count=len(samples))
+        atomic_write(sidecar_path(target), dumps_sorted(sidecar))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(target.parent)
+    return sha, size
+
+
+def run_shard(task: ShardTask, cfg: ShardConfig) -> ShardResult:
+    """Build shard `task` (a Dask task): read, corrupt, encode, write; return a small result."""
+    import torch
+
+    started = time.perf_counter()
+    if cfg.torch_threads and torch.get_num_threads() != cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    reader = get_reader(cfg)
+    batcher = _Batcher(task, cfg)
+    for index in range(task.start, task.stop):
+        try:
+            sample = reader.read(index)
+        except BadInputError as exc:
+            key = _safe_key(reader, index)
+            source = _source_of(reader, index, exc, key)
+            batcher.quarantined.append(_record(index, key, source, str(exc), "read"))
+            continue
+        problem = _check_pixels(sample.image)
+        if problem is not None:
+            batcher.quarantined.append(_record(index, sample.key, sample.source, problem, "read"))
+            continue
+        batcher.add(index, sample)
+    batcher.flush()
+    ordered = [batcher.done[i] for i in sorted(batcher.done)]
+    keys = [k for k, _, _ in ordered]
+    if len(set(keys)) != len(keys):
+        raise AugforgeError(f"{task.path}: the reader returned duplicate sample keys in rows "
+                            f"[{task.start}, {task.stop})")
+    quarantined = sorted(batcher.quarantined, key=lambda r: r["index"])
+    sidecar: dict[str, Any] = {
+        "format": SIDECAR_FORMAT,
+        "path": task.path,
+        "op": task.op,
+        "severity": task.severity,
+        "preset": task.preset,
+        "params": task.params,
+        "shard": task.shard,
+        "start": task.start,
+        "stop": task.stop,
+        "keys": keys,
+        "quarantined": quarantined,
+        "fingerprint": task.fingerprint,
+        "plan_fingerprint": cfg.plan_fingerprint,
+    }
+    sha, size = write_shard(Path(cfg.out_dir) / task.path, ordered, cfg.encoding, sidecar)
+    return ShardResult(
+        path=task.path, op=task.op, severity=task.severity, shard=task.shard, start=task.start,
+        stop=task.stop, count=len(keys), sha256=sha, size=size, keys=keys, quarantined=quarantined,
+        fingerprint=task.fingerprint, resumed=False, seconds=time.perf_counter() - started,
+    )
+
+
+def verify_shard(out_dir: Path, task: ShardTask) -> tuple[ShardResult | None, str]:
+    """Check an existing shard of `task`: tar + sidecar present, same fingerprint and range,
+    size and sha256 match. Returns (result, '') when it can be reused, else (None, why)."""
+    tar = out_dir / task.path
+    side = sidecar_path(tar)
+    if not tar.is_file():
+        return None, "missing"
+    if not side.is_file():
+        return None, "no sidecar record"
+    try:
+        info = json.loads(side.read_bytes())
+        ok_fields = (
+            info.get("format") == SIDECAR_FORMAT
+            and info.get("fingerprint") == task.fingerprint
+            and (info.get("path"), info.get("start"), info.get("stop")) == (task.path, task.start, task.stop)
+        )
+        if not ok_fields:
+            return None, "made by a different recipe or version (fingerprint differs)"
+        keys, quarantined = list(info["keys"]), list(info["quarantined"])
+        if info["count"] != len(keys) or len(keys) + len(quarantined) != task.stop - task.start:
+            return None, "sidecar counts do not add up"
+        if tar.stat().st_size != info["size"]:
+            return None, "size differs from the sidecar record"
+        sha = file_sha256(tar)
+        if sha != info["sha256"]:
+            return None, "sha256 differs from the sidecar record"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"unreadable sidecar record ({exc})"
+    result = ShardResult(
+        path=task.path, op=task.op, severity=task.severity, shard=task.shard, start=task.start,
+        stop=task.stop, count=len(keys), sha256=sha, size=int(info["size"]), keys=keys,
+        quarantined=quarantined, fingerprint=task.fingerprint, resumed=True,
+    )
+    return result, ""
