@@ -1,0 +1,337 @@
+"""AugMix's image operations, batched on tensors with PIL's 8-bit semantics.
+
+The reference (google-research/augmix `augmentations.py`) applies PIL operations to uint8 images,
+so every op here reads the 8-bit levels round(255·x) of a float (N, C, H, W) batch in [0, 1] and
+returns values on the 1/255 grid, computed the way PIL computes them:
+
+* autocontrast, equalize, posterize, solarize: PIL's lookup tables, per channel (bit-exact);
+* rotate, shear, translate: PIL's bilinear affine resampling in double precision — a pixel whose
+  source point falls outside the image is 0 (PIL's default fill), neighbours are clamped at the
+  edges, the result is truncated (bit-exact);
+* color, contrast, brightness, sharpness: PIL's `Image.blend` in float32 with truncation, with
+  the same degenerate images as `ImageEnhance` (ITU-R 601 luma with PIL's integer rounding, the
+  rounded mean luma, black, PIL's SMOOTH filter with copied borders).
+
+Levels follow the reference: level ℓ ~ U(0.1, severity) per call, int_param(ℓ, m) = ⌊ℓ·m/10⌋,
+float_param(ℓ, m) = ℓ·m/10, and a sign flipped with probability 0.5 for rotate/shear/translate.
+The reference builds shear/translate outputs at IMAGE_SIZE × IMAGE_SIZE (32 or 224) and scales
+translations by IMAGE_SIZE/3; here outputs keep the input size and translations use `image_size`
+or, when it is None, the image's own width (x) and height (y) — the same for the square images
+the reference assumes.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+OPS: tuple[str, ...] = (
+    "autocontrast", "equalize", "posterize", "rotate", "solarize", "shear_x", "shear_y",
+    "translate_x", "translate_y", "color", "contrast", "brightness", "sharpness",
+)
+N_BASE_OPS = 9  # the first nine: AugMix's default list (`augmentations`); all 13 with all_ops
+IDENTITY = -1  # op index meaning "leave this image as it is" (a chain shorter than the step)
+OP_INDEX = {name: i for i, name in enumerate(OPS)}
+_GEOMETRIC = frozenset(OP_INDEX[n] for n in ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"))
+_AFFINE_CHUNK = 1 << 24  # elements per float64 resampling chunk (bounds peak memory)
+
+
+# ---------------------------------------------------------------------------------------------
+# level semantics (vectorised; float64 like the reference's Python floats)
+
+
+def sample_ops(u: torch.Tensor, n_ops: int,
+               severity: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Turn uniforms u[..., 0:3] into (op index, level, negate) per call.
+
+    op ~ U{0..n_ops-1} (drawn with replacement), level = np.random.uniform(0.1, severity)
+    computed as 0.1 + (severity − 0.1)·u, negate when u > 0.5 as the reference's sign coin.
+    """
+    ops = (u[..., 0] * n_ops).floor().long().clamp(max=n_ops - 1)
+    levels = 0.1 + (severity - 0.1) * u[..., 1].to(torch.float64)
+    return ops, levels, u[..., 2] > 0.5
+
+
+def _true_div(a: torch.Tensor, b: float) -> torch.Tensor:
+    """a / b rounded like Python's division (torch turns `tensor / scalar` into a multiplication
+    by the reciprocal on CUDA, which can move int() across an integer boundary)."""
+    return a / torch.full_like(a, b)
+
+
+def int_param(level: torch.Tensor, maxval: float) -> torch.Tensor:
+    """The reference's int_parameter: int(level * maxval / 10) (levels are positive: floor)."""
+    return _true_div(level * maxval, 10.0).floor()
+
+
+def float_param(level: torch.Tensor, maxval: float) -> torch.Tensor:
+    """The reference's float_parameter: level * maxval / 10."""
+    return _true_div(level * maxval, 10.0)
+
+
+def op_parameters(ops: torch.Tensor, levels: torch.Tensor, negate: torch.Tensor, height: int, width: int,
+                  image_size: int | None = None) -> torch.Tensor:
+    """The PIL-facing parameter of each call (float64; NaN for ops without one).
+
+    posterize: bits kept; rotate: degrees; solarize: threshold; shear: coefficient;
+    translate: pixels; color/contrast/brightness/sharpness: enhance factor.
+    """
+    lv = levels.to(torch.float64)
+    sign = torch.where(negate, -1.0, 1.0).to(lv)
+    size_x = float(image_size or width)
+    size_y = float(image_size or height)
+    out = torch.full_like(lv, math.nan)
+    table = {
+        "posterize": 4 - int_param(lv, 4),
+        "rotate": sign * int_param(lv, 30),
+        "solarize": 256 - int_param(lv, 256),
+        "shear_x": sign * float_param(lv, 0.3),
+        "shear_y": sign * float_param(lv, 0.3),
+        "translate_x": sign * int_param(lv, size_x / 3),
+        "translate_y": sign * int_param(lv, size_y / 3),
+    }
+    for name in ("color", "contrast", "brightness", "sharpness"):
+        table[name] = float_param(lv, 1.8) + 0.1
+    for name, value in table.items():
+        out = torch.where(ops == OP_INDEX[name], value, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# kernels on 8-bit levels (float tensors holding integers 0..255)
+
+
+def to_levels(x: torch.Tensor) -> torch.Tensor:
+    """8-bit levels round(255·x), clamped, in x's dtype."""
+    return x.mul(255).round().clamp(0, 255)
+
+
+def from_levels(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Levels back to [0, 1] exactly as a uint8 picture converts (k / 255 in `dtype`)."""
+    return v.to(dtype) / 255
+
+
+def autocontrast_levels(v: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.autocontrast (cutoff 0): per channel, int(i·255/(hi−lo) − lo·255/(hi−lo))."""
+    v64 = v.to(torch.float64)
+    lo = v64.amin(dim=(-2, -1), keepdim=True)
+    hi = v64.amax(dim=(-2, -1), keepdim=True)
+    scale = torch.full_like(lo, 255.0) / (hi - lo).clamp_min(1)  # not 255.0 / t: that is 255·(1/t)
+    offset = -lo * scale
+    out = (v64 * scale + offset).floor().clamp(0, 255)
+    return torch.where(hi > lo, out, v64).to(v.dtype)
+
+
+def equalize_levels(v: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.equalize per channel: step = (count − count of the last used level) // 255,
+    lut[i] = (step // 2 + #pixels below i) // step; identity when step is 0 or one level is used."""
+    n, c, h, w = v.shape
+    idx = v.reshape(n * c, h * w).long()
+    hist = torch.zeros(n * c, 256, dtype=torch.int64, device=v.device)
+    hist.scatter_add_(1, idx, torch.ones_like(idx))
+    used = hist > 0
+    bins = torch.arange(256, device=v.device)
+    last = torch.where(used, bins, -1).amax(dim=1, keepdim=True)
+    step = (hist.sum(dim=1, keepdim=True) - hist.gather(1, last)) // 255
+    below = hist.cumsum(dim=1) - hist
+    lut = ((step // 2 + below) // step.clamp_min(1)).clamp(max=255)
+    keep = (used.sum(dim=1, keepdim=True) <= 1) | (step == 0)
+    lut = torch.where(keep, bins.expand_as(lut), lut)
+    return lut.gather(1, idx).reshape(n, c, h, w).to(v.dtype)
+
+
+def posterize_levels(v: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.posterize: keep the top `bits[i]` bits of every level of image i."""
+    shift = (8 - bits.long()).clamp(0, 8).view(-1, 1, 1, 1)
+    return ((v.long() >> shift) << shift).to(v.dtype)
+
+
+def solarize_levels(v: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.solarize: levels >= threshold[i] become 255 − level."""
+    t = threshold.to(v.dtype).view(-1, 1, 1, 1)
+    return torch.where(v >= t, 255 - v, v)
+
+
+def affine_levels(v: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    """PIL Image.transform(AFFINE, BILINEAR) with the output the input's size.
+
+    matrices: (N, 6) = (a, b, c, d, e, f); output pixel (x, y) samples the input at
+    (a·(x+½) + b·(y+½) + c, d·(x+½) + e·(y+½) + f) in PIL's pixel-edge coordinates. Arithmetic
+    is float64 in PIL's order, so results are bit-identical to PIL's for 8-bit images.
+    """
+    n, c, h, w = v.shape
+    per = max(1, _AFFINE_CHUNK // (c * h * w))
+    if n > per:
+        return torch.cat([affine_levels(v[i:i + per], matrices[i:i + per]) for i in range(0, n, per)])
+    dev = v.device
+    m = matrices.to(device=dev, dtype=torch.float64).view(n, 6, 1, 1).unbind(1)
+    xs = (torch.arange(w, device=dev, dtype=torch.float64) + 0.5).view(1, 1, w)
+    ys = (torch.arange(h, device=dev, dtype=torch.float64) + 0.5).view(1, h, 1)
+    xin = m[0] * xs + m[1] * ys + m[2]
+    yin = m[3] * xs + m[4] * ys + m[5]
+    inside = (xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)
+    xf, yf = xin - 0.5, yin - 0.5
+    x0, y0 = xf.floor(), yf.floor()
+    dx, dy = (xf - x0).view(n, 1, h * w), (yf - y0).view(n, 1, h * w)
+    xi, yi = x0.long(), y0.long()
+    cols = (xi.clamp(0, w - 1), (xi + 1).clamp(0, w - 1))
+    rows = (yi.clamp(0, h - 1), (yi + 1).clamp(0, h - 1))
+    flat = v.to(torch.float64).reshape(n, c, h * w)
+
+    def tap(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return flat.gather(2, (r * w + q).view(n, 1, h * w).expand(n, c, h * w))
+
+    top = tap(rows[0], cols[0])
+    top = top + (tap(rows[0], cols[1]) - top) * dx
+    bottom = tap(rows[1], cols[0])
+    bottom = bottom + (tap(rows[1], cols[1]) - bottom) * dx
+    out = (top + (bottom - top) * dy).floor() * inside.view(n, 1, h * w)
+    return out.view(n, c, h, w).to(v.dtype)
+
+
+@lru_cache(maxsize=1024)
+def _rotation(degrees: float) -> tuple[float, float, float, float]:
+    """PIL Image.rotate's linear part for `degrees` (counter-clockwise), rounded as PIL does."""
+    angle = -math.radians(degrees % 360.0)
+    return (round(math.cos(angle), 15), round(math.sin(angle), 15),
+            round(-math.sin(angle), 15), round(math.cos(angle), 15))
+
+
+def affine_matrices(ops: torch.Tensor, params: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 6) PIL affine coefficients of rotate/shear/translate calls with PIL-facing `params`.
+
+    Rotation is about PIL's centre (width/2, height/2); the rotation coefficients come from a
+    per-angle table computed with Python's math exactly as Image.rotate does (cheap: integer
+    degrees only).
+    """
+    ops_cpu, par_cpu = ops.cpu(), params.cpu().to(torch.float64)
+    mats = torch.zeros(ops.shape[0], 6, dtype=torch.float64)
+    mats[:, 0] = 1
+    mats[:, 4] = 1
+    rot = ops_cpu == OP_INDEX["rotate"]
+    if bool(rot.any()):
+        coef = torch.tensor([_rotation(float(d)) for d in par_cpu[rot].tolist()], dtype=torch.float64)
+        a, b, d, e = coef.unbind(1)
+        cx, cy = width / 2, height / 2
+        c = (a * -cx + b * -cy + 0.0) + cx
+        f = (d * -cx + e * -cy + 0.0) + cy
+        mats[rot] = torch.stack([a, b, c, d, e, f], 1)
+    for name, col in (("shear_x", 1), ("shear_y", 3), ("translate_x", 2), ("translate_y", 5)):
+        sel = ops_cpu == OP_INDEX[name]
+        mats[sel, col] = par_cpu[sel]
+    return mats.to(ops.device)
+
+
+_K1 = 1.0 / 13.0
+_K5 = 5.0 / 13.0
+
+
+def smooth_levels(v32: torch.Tensor) -> torch.Tensor:
+    """PIL ImageFilter.SMOOTH (3x3 [1 1 1; 1 5 1; 1 1 1]/13, float32, +0.5, truncated), border copied."""
+    f32 = dict(dtype=torch.float32, device=v32.device)
+    k1, k5, half = torch.tensor(_K1, **f32), torch.tensor(_K5, **f32), torch.tensor(0.5, **f32)
+
+    def row(r: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        return (r[..., :-2] * k1 + r[..., 1:-1] * centre) + r[..., 2:] * k1
+
+    ss = half + row(v32[..., 2:, :], k1)  # PIL accumulates the row below first
+    ss = ss + row(v32[..., 1:-1, :], k5)
+    ss = ss + row(v32[..., :-2, :], k1)
+    out = v32.clone()
+    out[..., 1:-1, 1:-1] = ss.clamp(0, 255).floor()
+    return out
+
+
+def luma_levels(v: torch.Tensor) -> torch.Tensor:
+    """PIL's RGB -> L conversion: (R·19595 + G·38470 + B·7471 + 2^15) >> 16 (L input is returned)."""
+    if v.shape[1] == 1:
+        return v
+    r, g, b = v.long().unbind(1)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).unsqueeze(1).to(v.dtype)
+
+
+def blend_levels(degenerate: torch.Tensor, image: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """PIL Image.blend(degenerate, image, factor): float32 d + f·(i − d), clipped and truncated."""
+    f = factor.to(device=image.device, dtype=torch.float32).view(-1, 1, 1, 1)
+    d = degenerate.to(torch.float32).expand_as(image)
+    out = d + f * (image.to(torch.float32) - d)
+    return out.clamp(0, 255).floor().to(image.dtype)
+
+
+def enhance_levels(v: torch.Tensor, kind: str, factor: torch.Tensor) -> torch.Tensor:
+    """PIL ImageEnhance.Color / Contrast / Brightness / Sharpness(...).enhance(factor)."""
+    if kind == "color":
+        degenerate = luma_levels(v)
+    elif kind == "contrast":
+        luma = luma_levels(v).to(torch.float64)
+        mean = _true_div(luma.sum(dim=(1, 2, 3), keepdim=True), float(luma.shape[-1] * luma.shape[-2]))
+        degenerate = (mean + 0.5).floor()
+    elif kind == "brightness":
+        degenerate = torch.zeros((), dtype=v.dtype, device=v.device).expand_as(v)
+    elif kind == "sharpness":
+        degenerate = smooth_levels(v.to(torch.float32))
+    else:
+        raise ValueError(f"unknown enhance kind {kind!r}")
+    return blend_levels(degenerate, v, factor)
+
+
+# ---------------------------------------------------------------------------------------------
+# batched dispatch
+
+
+def _run(op: int, v: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Op `op` on levels `v` with per-image PIL-facing `params` (geometric ops one by one)."""
+    name = OPS[op]
+    if op in _GEOMETRIC:
+        ops = torch.full((v.shape[0],), op, device=v.device)
+        return affine_levels(v, affine_matrices(ops, params, v.shape[-2], v.shape[-1]))
+    if name == "autocontrast":
+        return autocontrast_levels(v)
+    if name == "equalize":
+        return equalize_levels(v)
+    if name == "posterize":
+        return posterize_levels(v, params)
+    if name == "solarize":
+        return solarize_levels(v, params)
+    return enhance_levels(v, name, params)
+
+
+def apply_ops_levels(v: torch.Tensor, ops: torch.Tensor, levels: torch.Tensor, negate: torch.Tensor,
+                     image_size: int | None = None) -> torch.Tensor:
+    """Apply op ops[i] at level levels[i] to the 8-bit levels of image i (IDENTITY: unchanged).
+
+    Images are grouped by op: one kernel call per op present, and one resampling call for all
+    geometric ops together, so the number of kernel launches does not grow with the batch.
+    """
+    _, _, h, w = v.shape
+    params = op_parameters(ops, levels, negate, h, w, image_size)
+    out = v.clone()
+    present = set(torch.unique(ops).tolist())
+    geometric = sorted(present & _GEOMETRIC)
+    if geometric:
+        idx = torch.isin(ops, torch.tensor(geometric, device=ops.device)).nonzero().flatten()
+        out[idx] = affine_levels(v[idx], affine_matrices(ops[idx], params[idx], h, w))
+    for op in sorted(present - _GEOMETRIC - {IDENTITY}):
+        idx = (ops == op).nonzero().flatten()
+        out[idx] = _run(op, v[idx], params[idx])
+    return out
+
+
+def apply_ops(x: torch.Tensor, ops: torch.Tensor, levels: torch.Tensor, negate: torch.Tensor,
+              image_size: int | None = None) -> torch.Tensor:
+    """`apply_ops_levels` on a float [0, 1] batch: rounds to 8-bit levels, returns k/255 values."""
+    return from_levels(apply_ops_levels(to_levels(x), ops, levels, negate, image_size), x.dtype)
+
+
+def apply_op(x: torch.Tensor, name: str, param: float | None = None) -> torch.Tensor:
+    """One op with a fixed PIL-facing parameter on every image (tests, previews).
+
+    param: bits (posterize), degrees (rotate), threshold (solarize), coefficient (shear),
+    pixels (translate), factor (enhance ops); None for autocontrast and equalize.
+    """
+    if name not in OP_INDEX:
+        raise ValueError(f"unknown AugMix op {name!r}; expected one of {OPS}")
+    n = x.shape[0]
+    par = torch.full((n,), math.nan if param is None else float(param), dtype=torch.float64, device=x.device)
+    return from_levels(_run(OP_INDEX[name], to_levels(x), par), x.dtype)

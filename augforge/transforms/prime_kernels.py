@@ -1,0 +1,132 @@
+"""Pure batched tensor kernels of PRIME's three primitives (Modas et al., ECCV 2022).
+
+Restated from the reference description (corruptions-2d.md §6.2): max-entropy diffeomorphisms
+(sine-series displacement fields + clamped bilinear remap), spectral colour curves
+(v + Σ a_k sin(π k v)) and random k×k convolutions. Randomness is drawn elsewhere (prime.py);
+these functions take the drawn numbers as tensors and work on any device and float dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def temperature_range(n: int, cut: int) -> tuple[float, float]:
+    """The diffeo temperature bounds for image side `n` and cut-off `cut` (≥ 2).
+
+    T1 = 1 / (π n² ln c) gives a typical displacement of about half a pixel; T2 = 4 / (π³ c² ln c)
+    is the largest temperature without overhangs (folds) of the deformation.
+    """
+    log_c = math.log(cut)
+    return 1.0 / (math.pi * n * n * log_c), 4.0 / (math.pi**3 * cut * cut * log_c)
+
+
+def mode_weights(cuts: torch.Tensor, size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Per-sample mode amplitudes (B, size, size): 1/√(i²+j²) where √(i²+j²) < cut + 0.5, else 0.
+
+    Index [b, i-1, j-1] is mode (i, j), i, j = 1..size; `cuts` (B,) holds each sample's cut-off.
+    """
+    k = torch.arange(1, size + 1, dtype=dtype, device=cuts.device)
+    r = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
+    keep = r[None] < (cuts.to(dtype)[:, None, None] + 0.5)
+    return torch.where(keep, 1.0 / r[None], torch.zeros((), dtype=dtype, device=cuts.device))
+
+
+def sine_modes(n: int, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(n, size) table sin(π k t) for t = linspace(0, 1, n) and k = 1..size."""
+    t = torch.linspace(0.0, 1.0, n, dtype=dtype, device=device)
+    k = torch.arange(1, size + 1, dtype=dtype, device=device)
+    return torch.sin(math.pi * t[:, None] * k[None, :])
+
+
+def displacement_fields(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Sine-series fields: out[..., y, x] = Σ_ij coeffs[..., i-1, j-1] sin(π i x̂) sin(π j ŷ).
+
+    `coeffs` is (..., m, m) with i the horizontal and j the vertical frequency; x̂ = linspace(0, 1, W)
+    and ŷ = linspace(0, 1, H) are the normalised pixel coordinates. Returns (..., H, W).
+    """
+    m = coeffs.shape[-1]
+    sx = sine_modes(width, m, coeffs.dtype, coeffs.device)  # (W, m): sin(π i x̂)
+    sy = sine_modes(height, m, coeffs.dtype, coeffs.device)  # (H, m): sin(π j ŷ)
+    along_y = coeffs @ sy.T  # (..., m_i, H): Σ_j a_ij sin(π j ŷ)
+    return along_y.transpose(-1, -2) @ sx.T  # (..., H, W)
+
+
+def remap_bilinear(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """out[y, x] = bilinear sample of the image at (x − dx, y − dy), coordinates clamped to the image.
+
+    x: (B, C, H, W); dx, dy: (B, H, W) displacements in pixels. Uses floor/ceil neighbours, so an
+    integer coordinate reads exactly one pixel.
+    """
+    b, c, h, w = x.shape
+    gy = torch.arange(h, dtype=dx.dtype, device=x.device).view(1, h, 1)
+    gx = torch.arange(w, dtype=dx.dtype, device=x.device).view(1, 1, w)
+    xn = (gx - dx).clamp(0, w - 1)
+    yn = (gy - dy).clamp(0, h - 1)
+    x0, y0 = xn.floor(), yn.floor()
+    x1, y1 = xn.ceil(), yn.ceil()
+    fx = (xn - x0).to(x.dtype).unsqueeze(1)
+    fy = (yn - y0).to(x.dtype).unsqueeze(1)
+    flat = x.reshape(b, c, h * w)
+
+    def tap(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        idx = (yy.long() * w + xx.long()).reshape(b, 1, h * w).expand(b, c, h * w)
+        return flat.gather(2, idx).reshape(b, c, h, w)
+
+    top = (1 - fx) * tap(y0, x0) + fx * tap(y0, x1)
+    bottom = (1 - fx) * tap(y1, x0) + fx * tap(y1, x1)
+    return (1 - fy) * top + fy * bottom
+
+
+def diffeo(x: torch.Tensor, coeffs: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """Deform a batch with per-sample fields: coeffs (B, 2, m, m) (u then v, mode-weighted) and
+    temperature (B,). dx = √T·W·u, dy = √T·H·v (per-axis scale; for square images both are n)."""
+    _, _, h, w = x.shape
+    fields = displacement_fields(coeffs, h, w)  # (B, 2, H, W)
+    root_t = temperature.to(fields.dtype).sqrt().view(-1, 1, 1)
+    dx = root_t * w * fields[:, 0]
+    dy = root_t * h * fields[:, 1]
+    return remap_bilinear(x, dx, dy)
+
+
+def smooth_color(x: torch.Tensor, coeffs: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Spectral colour curve per image and channel: v + Σ_k a_k sin(π f_k v), clamped to [0, 1].
+
+    coeffs: (B, C, K) amplitudes a_k; freqs: (B, K) frequencies f_k (padding entries have a_k = 0,
+    which adds exactly zero). One frequency per step of a loop over K: memory stays O(B·C·H·W).
+    """
+    out = x.clone()
+    a = coeffs.to(x.dtype)
+    f = freqs.to(x.dtype)
+    for j in range(a.shape[-1]):
+        out += a[:, :, j, None, None] * torch.sin(math.pi * f[:, j, None, None, None] * x)
+    return out.clamp_(0.0, 1.0)
+
+
+def identity_kernel(size: int, index: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A (size, size) delta with its one at [index, index]."""
+    delta = torch.zeros(size, size, dtype=dtype, device=device)
+    delta[index, index] = 1.0
+    return delta
+
+
+def random_filter(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Correlate each image with its own (k, k) kernel (shared by its channels), zero "same" padding
+    (PyTorch's: left/top pad (k−1)//2), NaN → 1, clamp to [0, 1]. kernels: (B, k, k)."""
+    b, c, h, w = x.shape
+    k = kernels.shape[-1]
+    weight = kernels.to(x.dtype).repeat_interleave(c, dim=0).reshape(b * c, 1, k, k)
+    out = F.conv2d(x.reshape(1, b * c, h, w), weight, padding="same", groups=b * c).reshape(b, c, h, w)
+    out = torch.where(torch.isnan(out), torch.ones((), dtype=out.dtype, device=out.device), out)
+    return out.clamp_(0.0, 1.0)
+
+
+def mix(clean: torch.Tensor, chains: torch.Tensor, weights: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """(1 − m)·clean + m·Σ_i w_i·chain_i. chains: (width, B, C, H, W); weights: (B, width); m: (B,)."""
+    w = weights.to(clean.dtype).T.reshape(chains.shape[0], -1, 1, 1, 1)
+    mixed = (w * chains).sum(0)
+    mm = m.to(clean.dtype).view(-1, 1, 1, 1)
+    return ((1 - mm) * clean + mm * mixed).clamp_(0.0, 1.0)
