@@ -21,7 +21,9 @@ with warnings.catch_warnings():
     from skimage.filters import gaussian as _sk_gaussian
 
 
-def _gaussian(image: np.ndarray, sigma: Any = 1, multichannel: bool | None = None, **kwargs: Any) -> np.ndarray:
+def _gaussian(
+    image: np.ndarray, sigma: Any = 1, multichannel: bool | None = None, **kwargs: Any
+) -> np.ndarray:
     if multichannel:
         kwargs.setdefault("channel_axis", -1)
     return _sk_gaussian(image, sigma=sigma, **kwargs)

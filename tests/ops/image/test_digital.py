@@ -1,0 +1,181 @@
+"""Digital ops: JPEG (PIL codec) and pixelate (PIL BOX down + BOX up), checked against PIL and
+imagecorruptions at 224² and against PIL with typed-in constants for the CIFAR and Tiny presets."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import augforge
+from augforge.core.errors import InvalidParameterError
+from augforge.core.registry import build_op, get_op
+
+from .metrics import psnr
+from .reference import reference_corrupt
+
+LEVELS = (1, 2, 3, 4, 5)
+MIN_PSNR_DB = 40.0
+CUDA = torch.cuda.is_available()
+
+# Independent copy of the constants (reference doc §1.6 and §2.1).
+QUALITY = {"imagenet": [25, 18, 15, 10, 7], "cifar": [80, 65, 58, 50, 40], "tiny": [65, 58, 50, 40, 25]}
+SCALE = {
+    "imagenet": [0.6, 0.5, 0.4, 0.3, 0.25],
+    "cifar": [0.95, 0.9, 0.85, 0.75, 0.65],
+    "tiny": [0.9, 0.8, 0.7, 0.6, 0.5],
+}
+
+
+def pil_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """The reference: PIL encode at `quality`, decode (uint8 HWC or HW in, same out)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())))
+
+
+def pil_pixelate(image: np.ndarray, c: float) -> np.ndarray:
+    """ImageNet-C pixelate generalised to H×W: BOX to (int(W·c), int(H·c)), BOX back to W×H."""
+    h, w = image.shape[:2]
+    small = Image.fromarray(image).resize((int(w * c), int(h * c)), Image.BOX)
+    return np.asarray(small.resize((w, h), Image.BOX))
+
+
+def ours(images: np.ndarray, name: str, severity: int, preset: str = "imagenet") -> np.ndarray:
+    out = augforge.corrupt(augforge.to_float(images), name, severity, preset=preset)
+    return augforge.to_uint8(out, mode="truncate")
+
+
+def worst_psnr(got: np.ndarray, want: list[np.ndarray] | np.ndarray) -> float:
+    return min(psnr(g, w) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("severity", LEVELS)
+def test_imagenet_jpeg_matches_imagecorruptions(images224, severity):
+    got = ours(images224, "jpeg_compression", severity)
+    want = [reference_corrupt(im, "jpeg_compression", severity) for im in images224]
+    assert worst_psnr(got, want) >= MIN_PSNR_DB
+
+
+@pytest.mark.parametrize("severity", LEVELS)
+def test_imagenet_pixelate_is_pil_box_box(images224, severity):
+    """Against PIL directly (BOX down, BOX up), and against imagecorruptions, whose NEAREST
+    upsampling PIL computes exactly like BOX upsampling (test_pil_box_upsampling_is_nearest)."""
+    got = ours(images224, "pixelate", severity)
+    want = [pil_pixelate(im, SCALE["imagenet"][severity - 1]) for im in images224]
+    assert worst_psnr(got, want) >= MIN_PSNR_DB
+    np.testing.assert_array_equal(got, np.stack(want))  # in fact bit-exact
+    reference = [reference_corrupt(im, "pixelate", severity) for im in images224]
+    assert worst_psnr(got, reference) >= MIN_PSNR_DB
+
+
+@pytest.mark.parametrize("severity", [1, 3, 4])  # non-integer factors: 134, 89, 67 px -> 224 px
+def test_pixelate_is_not_the_floor_index_nearest_variant(images224, severity):
+    """A port with torch/OpenCV nearest upsampling (source floor(i·in/out)) must not pass."""
+    x = augforge.to_float(images224[:4])
+    c = SCALE["imagenet"][severity - 1]
+    small = (int(224 * c), int(224 * c))
+    down = torch.from_numpy(np.stack([np.asarray(Image.fromarray(im).resize(small, Image.BOX))
+                                      for im in images224[:4]])).permute(0, 3, 1, 2).float() / 255
+    floor_nearest = augforge.to_uint8(F.interpolate(down, size=(224, 224), mode="nearest"))
+    bilinear = augforge.to_uint8(F.interpolate(down, size=(224, 224), mode="bilinear"))
+    got = augforge.to_uint8(build_op("pixelate", severity)(x))
+    for other in (floor_nearest, bilinear):
+        assert (got != other).mean() > 0.05
+        assert worst_psnr(got, other) < MIN_PSNR_DB
+
+
+def test_pil_box_upsampling_is_nearest(images224):
+    """Library fact the op's notes rely on: PIL BOX upsampling copies pixel floor((i+0.5)·in/out),
+    i.e. equals PIL NEAREST, so ImageNet-C's and imagecorruptions' pixelate agree."""
+    for c in SCALE["imagenet"]:
+        small = Image.fromarray(images224[0]).resize((int(224 * c), int(224 * c)), Image.BOX)
+        box = np.asarray(small.resize((224, 224), Image.BOX))
+        nearest = np.asarray(small.resize((224, 224), Image.NEAREST))
+        np.testing.assert_array_equal(box, nearest)
+
+
+@pytest.mark.parametrize("preset, fixture", [("cifar", "images32"), ("tiny", "images64")])
+def test_small_presets_jpeg_match_pil(request, preset, fixture):
+    images = request.getfixturevalue(fixture)
+    for level in LEVELS:
+        want = [pil_jpeg(im, QUALITY[preset][level - 1]) for im in images]
+        assert worst_psnr(ours(images, "jpeg_compression", level, preset), want) >= MIN_PSNR_DB, f"s{level}"
+
+
+@pytest.mark.parametrize("preset, fixture", [("cifar", "images32"), ("tiny", "images64")])
+def test_small_presets_pixelate_match_pil(request, preset, fixture):
+    images = request.getfixturevalue(fixture)
+    for level in LEVELS:
+        want = [pil_pixelate(im, SCALE[preset][level - 1]) for im in images]
+        assert worst_psnr(ours(images, "pixelate", level, preset), want) >= MIN_PSNR_DB, f"s{level}"
+
+
+@pytest.mark.parametrize("preset", ["imagenet", "cifar", "tiny"])
+def test_tables_equal_the_reference_constants(preset):
+    jpeg, pix = get_op("jpeg_compression"), get_op("pixelate")
+    assert jpeg.presets == pix.presets == ("imagenet", "cifar", "tiny")
+    assert [jpeg.params(s, preset)["quality"] for s in LEVELS] == QUALITY[preset]
+    assert [pix.params(s, preset)["scale"] for s in LEVELS] == SCALE[preset]
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (53, 37), (8, 13), (100, 60)])
+def test_non_square_sizes_match_pil(images224, shape):
+    h, w = shape
+    images = np.ascontiguousarray(images224[:3, :h, :w])
+    for level in (1, 5):
+        want = [pil_pixelate(im, SCALE["imagenet"][level - 1]) for im in images]
+        np.testing.assert_array_equal(ours(images, "pixelate", level), np.stack(want))
+        want = [pil_jpeg(im, QUALITY["imagenet"][level - 1]) for im in images]
+        np.testing.assert_array_equal(ours(images, "jpeg_compression", level), np.stack(want))
+
+
+def test_grayscale_uses_pil_mode_l(images64):
+    gray = np.ascontiguousarray(images64[:4, :, :, 1])
+    x = augforge.to_float(gray[..., None])
+    for level in (2, 5):
+        jpeg = augforge.to_uint8(build_op("jpeg_compression", level)(x))[..., 0]
+        np.testing.assert_array_equal(jpeg, np.stack([pil_jpeg(im, QUALITY["imagenet"][level - 1])
+                                                      for im in gray]))
+        pix = augforge.to_uint8(build_op("pixelate", level)(x))[..., 0]
+        np.testing.assert_array_equal(pix, np.stack([pil_pixelate(im, SCALE["imagenet"][level - 1])
+                                                     for im in gray]))
+
+
+def test_float64_and_float32_inputs_agree(images64):
+    x = augforge.to_float(images64[:2])
+    for name in ("jpeg_compression", "pixelate"):
+        a = build_op(name, 3)(x)
+        b = build_op(name, 3)(x.double())
+        assert b.dtype == torch.float64
+        torch.testing.assert_close(a.double(), b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("name", ["jpeg_compression", "pixelate"])
+def test_cuda_is_bit_exact(images64, name):
+    x = augforge.to_float(images64[:4])
+    cpu = augforge.to_uint8(build_op(name, 4)(x))
+    gpu = build_op(name, 4)(x.cuda())
+    assert gpu.is_cuda
+    np.testing.assert_array_equal(augforge.to_uint8(gpu), cpu)
+
+
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("jpeg_compression", {"quality": 0}, "quality must be in 1..95"),
+        ("jpeg_compression", {"quality": 96}, "quality must be in 1..95"),
+        ("jpeg_compression", {"quality": 25.5}, "quality must be an integer"),
+        ("jpeg_compression", {"quality": True}, "quality must be an integer"),
+        ("pixelate", {"scale": 0}, "scale must be > 0"),
+        ("pixelate", {"scale": 1.5}, "scale must be <= 1"),
+    ],
+)
+def test_bad_overrides(name, params, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        build_op(name, 1, **params)
