@@ -50,13 +50,15 @@ def op_section(spec: OpSpec) -> str:
         lines.append(f"- notes: {spec.notes}")
     lines.append("")
     if spec.param_names:
-        header = "| preset | severity | " + " | ".join(spec.param_names) + " |"
-        lines += [header, "|" + "---|" * (len(spec.param_names) + 2)]
+        names = ", ".join(spec.param_names)
+        header = f"| preset ({names}) | " + " | ".join(f"s{lv}" for lv in spec.severities) + " |"
+        lines += [header, "|" + "---|" * (len(spec.severities) + 1)]
         for preset in spec.presets:
+            cells = []
             for level in spec.severities:
-                params = spec.params(level, preset)
-                cells = " | ".join(_fmt(params[p]) for p in spec.param_names)
-                lines.append(f"| {preset} | {level} | {cells} |")
+                values = [spec.params(level, preset)[p] for p in spec.param_names]
+                cells.append(_fmt(values[0]) if len(values) == 1 else _fmt(tuple(values)))
+            lines.append(f"| {preset} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += [f"![{spec.name}]({PREVIEW_DIR}/{spec.name}.jpg)", ""]
     return "\n".join(lines)
