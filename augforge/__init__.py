@@ -4,13 +4,15 @@ The small public API:
 
 - `corrupt(x, "fog", severity=3, seed=0)` corrupts a (B, C, H, W) float batch in [0, 1];
 - `list_ops()`, `get_op(name)`, `build_op(name, severity)` reach the operator registry;
-- `derive_seed`, `to_float`, `to_uint8` are the helpers the contract is built on.
+- `derive_seed`, `to_float`, `to_uint8` are the helpers the contract is built on;
+- `stream(urls, transform_or_ops, seed=..., batch_size=...)` reads clean WebDataset shards and
+  corrupts them on the fly for training (imports webdataset on first use only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +28,9 @@ from augforge.core import (
     to_float,
     to_uint8,
 )
+
+if TYPE_CHECKING:
+    from augforge.pipelines.stream import StreamDataset
 
 __version__ = "0.1.0"
 
@@ -53,6 +58,16 @@ def corrupt(
     return out[0] if single else out
 
 
+def stream(urls: Any, ops_or_recipe: Any = None, **options: Any) -> StreamDataset:
+    """`augforge.pipelines.stream.stream`: clean shards -> decoded, corrupted, batched samples.
+
+    A thin wrapper so that `import augforge` does not import webdataset; see that function.
+    """
+    from augforge.pipelines.stream import stream as _stream
+
+    return _stream(urls, ops_or_recipe, **options)
+
+
 __all__ = [
     "AugforgeError",
     "Op",
@@ -63,6 +78,7 @@ __all__ = [
     "derive_seed",
     "get_op",
     "list_ops",
+    "stream",
     "to_float",
     "to_uint8",
 ]

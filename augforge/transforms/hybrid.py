@@ -145,8 +145,10 @@ class _FrequencyTransform(SeededTransform):
             if p_apr is not None:
                 if self.faithful_uint8:  # the reference hands APR a PIL image of the LF
                     low_a, low_b = byte_cast(low_a * 255) / 255, byte_cast(low_b * 255) / 255
-                low_a = self._apr_single(low_a, u[idx, 8:16], p_apr)
-                low_b = self._apr_single(low_b, u[idx, 16:24], p_apr)
+                # both LFs through APR in one call (per-image results do not depend on the batch)
+                draws = torch.cat([u[idx, 8:16], u[idx, 16:24]])
+                low = self._apr_single(torch.cat([low_a, low_b]), draws, p_apr)
+                low_a, low_b = low.split(idx.numel())
             first = (u[idx, 7] > prob).view(-1, 1, 1, 1)
             out[idx] = self._to_uint8(torch.where(first, low_a + high_b, low_b + high_a))
         return out

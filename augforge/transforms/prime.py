@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -107,6 +108,12 @@ class PrimePrimitive(SeededTransform):
         return self.apply(x, self.draw(gens, c, h, w))
 
 
+@lru_cache(maxsize=256)
+def _weights(cut: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`K.mode_weights` of cut-off `cut` restricted to its (cut, cut) modes."""
+    return K.mode_weights(torch.tensor([cut], device=device), cut, dtype)[0]
+
+
 @dataclass(frozen=True)
 class DiffeoDraw:
     """One image's diffeo: sampled cut-off bound, cut-off, Beta(½, ½) draws, temperature and the
@@ -155,13 +162,20 @@ class Diffeo(PrimePrimitive):
     def coefficients(
         self, draws: Sequence[DiffeoDraw], dtype: torch.dtype, device: torch.device
     ) -> torch.Tensor:
-        """Mode-weighted coefficients (B, 2, m, m), zero-padded to the largest cut-off m."""
+        """Mode-weighted coefficients (B, 2, m, m), zero-padded to the largest cut-off m.
+
+        Each draw's (2, cut, cut) normals are weighted by its own (cut, cut) table of
+        `K.mode_weights` (the entries a zero-padded product would also give) and copied in once.
+        """
         m = max(d.cut for d in draws)
-        coeffs = torch.zeros((len(draws), 2, m, m), dtype=dtype, device=device)
-        for i, d in enumerate(draws):
-            coeffs[i, :, : d.cut, : d.cut] = d.normals
         cuts = torch.tensor([d.cut for d in draws], device=device)
-        return coeffs * K.mode_weights(cuts, m, dtype)[:, None]
+        k = torch.arange(m, device=device)
+        inside = (k.view(1, m, 1) < cuts.view(-1, 1, 1)) & (k.view(1, 1, m) < cuts.view(-1, 1, 1))
+        values = torch.cat([(d.normals.to(device=device, dtype=dtype) * _weights(d.cut, dtype, device))
+                            .reshape(-1) for d in draws])
+        coeffs = torch.zeros((len(draws), 2, m, m), dtype=dtype, device=device)
+        # the mask's row-major order is each draw's (2, cut, cut) order
+        return coeffs.masked_scatter_(inside[:, None].expand(-1, 2, -1, -1), values)
 
     def apply(self, x: torch.Tensor, draws: Sequence[DiffeoDraw]) -> torch.Tensor:
         coeffs = self.coefficients(draws, x.dtype, x.device)

@@ -97,13 +97,27 @@ def smooth_color(x: torch.Tensor, coeffs: torch.Tensor, freqs: torch.Tensor) -> 
 
     coeffs: (B, C, K) amplitudes a_k; freqs: (B, K) frequencies f_k (padding entries have a_k = 0,
     which adds exactly zero). One frequency per step of a loop over K: memory stays O(B·C·H·W).
+    Terms that add exactly zero (f_k = 0 or a_k = 0 on every channel) are skipped: images are
+    ordered by their last live term, so step k runs on the prefix of images that still need it.
+    The kept terms are summed in the same order with the same arithmetic, so the result is the
+    same as summing every term.
     """
-    out = x.clone()
     a = coeffs.to(x.dtype)
     f = freqs.to(x.dtype)
-    for j in range(a.shape[-1]):
-        out += a[:, :, j, None, None] * torch.sin(math.pi * f[:, j, None, None, None] * x)
-    return out.clamp_(0.0, 1.0)
+    live = (f != 0) & (a != 0).any(dim=1)  # (B, K)
+    steps = torch.where(live, torch.arange(1, live.shape[-1] + 1, device=x.device), 0).amax(dim=1)
+    order = torch.argsort(steps, descending=True, stable=True)
+    counts = steps[order].tolist()
+    xs, a, pf = x[order], a[order], math.pi * f[order]
+    out = xs.clone()
+    term = torch.empty_like(xs)
+    rows = len(counts)
+    for j in range(counts[0] if counts else 0):
+        while counts[rows - 1] <= j:
+            rows -= 1
+        t = torch.mul(pf[:rows, j, None, None, None], xs[:rows], out=term[:rows])
+        out[:rows] += torch.mul(a[:rows, :, j, None, None], t.sin_(), out=t)
+    return out.index_select(0, torch.argsort(order)).clamp_(0.0, 1.0)
 
 
 def identity_kernel(size: int, index: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

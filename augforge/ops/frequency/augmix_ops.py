@@ -159,34 +159,91 @@ def affine_levels(v: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     matrices: (N, 6) = (a, b, c, d, e, f); output pixel (x, y) samples the input at
     (a·(x+½) + b·(y+½) + c, d·(x+½) + e·(y+½) + f) in PIL's pixel-edge coordinates. Arithmetic
     is float64 in PIL's order, so results are bit-identical to PIL's for 8-bit images.
+
+    Speed: where a row of the matrix is (0, 1, integer) or (1, 0, integer) — translations, shears,
+    rotation by 0° — that axis samples whole pixels (weight exactly 0 on the second tap), so the
+    interpolation along it is skipped; the skipped terms are exact zeros, the output is the same.
     """
     n, c, h, w = v.shape
     per = max(1, _AFFINE_CHUNK // (c * h * w))
     if n > per:
         return torch.cat([affine_levels(v[i:i + per], matrices[i:i + per]) for i in range(0, n, per)])
-    dev = v.device
-    m = matrices.to(device=dev, dtype=torch.float64).view(n, 6, 1, 1).unbind(1)
+    m = matrices.to(device=v.device, dtype=torch.float64)
+    x_whole = (m[:, 0] == 1) & (m[:, 1] == 0) & (m[:, 2] == m[:, 2].floor())
+    y_whole = (m[:, 3] == 0) & (m[:, 4] == 1) & (m[:, 5] == m[:, 5].floor())
+    kind = x_whole.long() + 2 * y_whole.long()  # 0 general, 1 x whole, 2 y whole, 3 both (a shift)
+    present = torch.unique(kind).tolist()
+    if len(present) == 1:
+        return _affine_kind(v, m, present[0])
+    out = torch.empty_like(v)
+    for k in present:
+        idx = (kind == k).nonzero().flatten()
+        out[idx] = _affine_kind(v[idx], m[idx], k)
+    return out
+
+
+def _sampling(m: torch.Tensor, h: int, w: int, kind: int) -> dict[str, torch.Tensor]:
+    """Per-matrix sampling tables (M, h·w): tap indices, weights dx / dy (float64), inside mask.
+
+    Coordinates are float64 in PIL's order: x_in = a·(x+½) + b·(y+½) + c, y_in likewise."""
+    n, dev = m.shape[0], m.device
+    mm = m.view(n, 6, 1, 1).unbind(1)
     xs = (torch.arange(w, device=dev, dtype=torch.float64) + 0.5).view(1, 1, w)
     ys = (torch.arange(h, device=dev, dtype=torch.float64) + 0.5).view(1, h, 1)
-    xin = m[0] * xs + m[1] * ys + m[2]
-    yin = m[3] * xs + m[4] * ys + m[5]
-    inside = (xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)
+    xin = (mm[0] * xs + mm[1] * ys + mm[2]).expand(n, h, w)
+    yin = (mm[3] * xs + mm[4] * ys + mm[5]).expand(n, h, w)
+    out = {"inside": ((xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)).reshape(n, h * w)}
     xf, yf = xin - 0.5, yin - 0.5
     x0, y0 = xf.floor(), yf.floor()
-    dx, dy = (xf - x0).view(n, 1, h * w), (yf - y0).view(n, 1, h * w)
     xi, yi = x0.long(), y0.long()
+    rows = (yi.clamp(0, h - 1) * w, (yi + 1).clamp(0, h - 1) * w)
     cols = (xi.clamp(0, w - 1), (xi + 1).clamp(0, w - 1))
-    rows = (yi.clamp(0, h - 1), (yi + 1).clamp(0, h - 1))
-    flat = v.to(torch.float64).reshape(n, c, h * w)
+    taps = {"00": (0, 0), "10": (1, 0), "01": (0, 1), "11": (1, 1)}
+    needed = {3: ("00",), 1: ("00", "10"), 2: ("00", "01"), 0: ("00", "01", "10", "11")}[kind]
+    for name in needed:
+        r, q = taps[name]
+        out[name] = (rows[r] + cols[q]).reshape(n, h * w)
+    if kind in (0, 2):
+        out["dx"] = (xf - x0).reshape(n, h * w)
+    if kind in (0, 1):
+        out["dy"] = (yf - y0).reshape(n, h * w)
+    return out
 
-    def tap(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        return flat.gather(2, (r * w + q).view(n, 1, h * w).expand(n, c, h * w))
 
-    top = tap(rows[0], cols[0])
-    top = top + (tap(rows[0], cols[1]) - top) * dx
-    bottom = tap(rows[1], cols[0])
-    bottom = bottom + (tap(rows[1], cols[1]) - bottom) * dx
-    out = (top + (bottom - top) * dy).floor() * inside.view(n, 1, h * w)
+def _affine_kind(v: torch.Tensor, m: torch.Tensor, kind: int) -> torch.Tensor:
+    """`affine_levels` for images whose matrices are all of one kind (see there). Sampling tables
+    are built once per distinct matrix (rotations and translations repeat within a batch)."""
+    n, c, h, w = v.shape
+    unique, inverse = torch.unique(m, dim=0, return_inverse=True)  # sorted rows
+    if unique.shape[0] < n:
+        tables = {name: t[inverse] for name, t in _sampling(unique, h, w, kind).items()}
+    else:
+        tables = _sampling(m, h, w, kind)
+    flat = v.reshape(n, c, h * w)
+    inside = tables["inside"].view(n, 1, h * w)
+
+    def tap(name: str) -> torch.Tensor:
+        index = tables[name].view(n, 1, h * w).expand(n, c, h * w)
+        return flat.gather(2, index).to(torch.float64)  # whole levels: exact in any float dtype
+
+    def weight(name: str) -> torch.Tensor:
+        return tables[name].view(n, 1, h * w)
+
+    if kind == 3:  # both axes on whole pixels: one tap
+        out = tap("00") * inside
+    elif kind == 1:  # x on whole pixels: interpolate along y only
+        top = tap("00")
+        out = (top + (tap("10") - top) * weight("dy")).floor() * inside
+    elif kind == 2:  # y on whole pixels: interpolate along x only
+        top = tap("00")
+        out = (top + (tap("01") - top) * weight("dx")).floor() * inside
+    else:
+        dx = weight("dx")
+        top = tap("00")
+        top = top + (tap("01") - top) * dx
+        bottom = tap("10")
+        bottom = bottom + (tap("11") - bottom) * dx
+        out = (top + (bottom - top) * weight("dy")).floor() * inside
     return out.view(n, c, h, w).to(v.dtype)
 
 

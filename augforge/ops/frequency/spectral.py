@@ -44,12 +44,15 @@ def gaussian_blur_tv(x: torch.Tensor, kernel_size: int, sigma: float) -> torch.T
         return x.clone()
     h, w = x.shape[-2:]
     p = pad(x, r, r, r, r, "mirror")  # scipy 'mirror' = torch 'reflect'
-    rows = k[0] * p[..., 0:h, :]
+    taps = k.tolist()  # Python floats: x * float is the same product as x * 0-d tensor
+    rows = p[..., 0:h, :] * taps[0]
+    term = torch.empty_like(rows)
+    for t in range(1, kernel_size):  # rows += k[t] * p[t:t+h]: same sums, no new tensors
+        rows += torch.mul(p[..., t:t + h, :], taps[t], out=term)
+    out = rows[..., 0:w] * taps[0]
+    term = torch.empty_like(out)
     for t in range(1, kernel_size):
-        rows = rows + k[t] * p[..., t:t + h, :]
-    out = k[0] * rows[..., 0:w]
-    for t in range(1, kernel_size):
-        out = out + k[t] * rows[..., t:t + w]
+        out += torch.mul(rows[..., t:t + w], taps[t], out=term)
     return out
 
 
