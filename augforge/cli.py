@@ -73,8 +73,14 @@ def ops_command(
     table = Table("family", "severities", "presets", "random", "summary")
     table.columns.insert(0, Column("name", no_wrap=True))
     for s in specs:
-        table.add_row(s.name, s.family, f"{s.severities[0]}-{s.severities[-1]}", ",".join(s.presets),
-                      "no" if s.deterministic else "yes", s.summary)
+        table.add_row(
+            s.name,
+            s.family,
+            f"{s.severities[0]}-{s.severities[-1]}",
+            ",".join(s.presets),
+            "no" if s.deterministic else "yes",
+            s.summary,
+        )
     console.print(table)
 
 
@@ -122,7 +128,9 @@ def preview_command(
     from augforge.preview import load_picture, preview_grid
 
     names = [n.strip() for n in ops.split(",") if n.strip()]
-    grid = preview_grid(load_picture(image, size), names, parse_severities(severities), preset=preset, seed=seed)
+    grid = preview_grid(
+        load_picture(image, size), names, parse_severities(severities), preset=preset, seed=seed
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     grid.save(output)
     console.print(f"preview written to {output}")
@@ -132,20 +140,54 @@ def preview_command(
 @friendly_errors
 def generate_command(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML file (or augforge:recipes/<name>).")],
-    input_path: Annotated[str | None, typer.Option("--input", help="Override the recipe's input path.")] = None,
+    input_path: Annotated[
+        str | None, typer.Option("--input", help="Override the recipe's input path.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Override the output directory.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Local Dask workers.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Address of a running Dask scheduler.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the recipe's root seed.")] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            help="Also write a released layout: imagenet-c or cifar10-c (repeatable; replaces the "
+            "recipe's output.formats).",
+        ),
+    ] = None,
 ) -> None:
     """Write a corrupted dataset as WebDataset shards with a manifest, as RECIPE says."""
     from augforge.pipelines import generate, load_recipe
     from augforge.resources import resolve_path
 
     spec = load_recipe(Path(resolve_path(recipe)))
-    summary = generate(spec, out=out, workers=workers, scheduler=scheduler, seed=seed, input_path=input_path,
-                       console=console)
+    summary = generate(
+        spec,
+        out=out,
+        workers=workers,
+        scheduler=scheduler,
+        seed=seed,
+        input_path=input_path,
+        formats=formats,
+        console=console,
+    )
     console.print(summary.describe() if hasattr(summary, "describe") else summary)
+
+
+@app.command("export")
+@friendly_errors
+def export_command(
+    root: Annotated[Path, typer.Argument(help="The --out folder of a finished `augforge generate`.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="imagenet-c (JPEG q85 folders) or cifar10-c (.npy arrays).")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Write <out>/<format>/ (default: inside ROOT).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: one per CPU).")] = None,
+) -> None:
+    """Convert generated shards into a released dataset layout (ImageNet-C or CIFAR-10-C)."""
+    from augforge.pipelines import export_dataset
+
+    console.print(export_dataset(root, fmt, out, workers=workers, console=console).describe())
 
 
 @app.command("inspect")
@@ -165,8 +207,10 @@ def inspect_command(
         table.add_row(g["op"], str(g["severity"]), str(g["shards"]), str(g["samples"]))
     console.print(table)
     total = sum(g["samples"] for g in report.groups)
-    console.print(f"{total} samples in {sum(g['shards'] for g in report.groups)} shards; "
-                  f"{report.quarantined} input(s) quarantined")
+    console.print(
+        f"{total} samples in {sum(g['shards'] for g in report.groups)} shards; "
+        f"{report.quarantined} input(s) quarantined"
+    )
     if grid is not None:
         sample_grid(root, per_group=per_group).save(grid)
         console.print(f"grid written to {grid}")

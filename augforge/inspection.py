@@ -49,7 +49,9 @@ def load_manifest(root: str | Path) -> dict[str, Any]:
     """The manifest.json of a generated dataset, with a clear error when it is absent."""
     path = Path(root) / "manifest.json"
     if not path.is_file():
-        raise AugforgeError(f"{path} not found: is {root} the --out folder of a finished `augforge generate`?")
+        raise AugforgeError(
+            f"{path} not found: is {root} the --out folder of a finished `augforge generate`?"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -63,8 +65,10 @@ def inspect_dataset(root: str | Path, *, verify: bool = True) -> Inspection:
     result = Inspection(root=root, manifest=manifest, verified=verify)
     groups: dict[tuple[str, int], dict[str, Any]] = {}
     for shard in manifest.get("shards", []):
-        g = groups.setdefault((shard["op"], shard["severity"]),
-                              {"op": shard["op"], "severity": shard["severity"], "shards": 0, "samples": 0})
+        g = groups.setdefault(
+            (shard["op"], shard["severity"]),
+            {"op": shard["op"], "severity": shard["severity"], "shards": 0, "samples": 0},
+        )
         g["shards"] += 1
         g["samples"] += shard["count"]
         path = root / shard["path"]

@@ -16,7 +16,9 @@ SAMPLE = ROOT / "datasets" / "samples" / "animals" / "chelsea.png"
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["ops", "describe", "preview", "generate", "inspect", "catalog"])
+@pytest.mark.parametrize(
+    "command", ["ops", "describe", "preview", "generate", "export", "inspect", "catalog"]
+)
 def test_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
@@ -55,8 +57,21 @@ def test_unknown_op_is_one_clear_line():
 
 def test_preview_writes_grid(tmp_path):
     out = tmp_path / "grid.png"
-    result = runner.invoke(app, ["preview", str(SAMPLE), "--ops", "gaussian_noise,contrast",
-                                 "--severities", "1,5", "--size", "48", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "preview",
+            str(SAMPLE),
+            "--ops",
+            "gaussian_noise,contrast",
+            "--severities",
+            "1,5",
+            "--size",
+            "48",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     with Image.open(out) as im:
         # label column + (clean + 2 severities) x 48 px; header + 2 rows of 48 px
@@ -122,7 +137,12 @@ def test_python_dash_m(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "augforge", "ops", "--json"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "augforge", "ops", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert any(d["name"] == "contrast" for d in json.loads(proc.stdout))

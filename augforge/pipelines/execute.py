@@ -14,11 +14,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augforge.core.errors import AugforgeError, RecipeError
+from augforge.pipelines.export import ExportError, ExportSummary, export_dataset
 from augforge.pipelines.fsio import remove_stale_temps
 from augforge.pipelines.manifest import (
     MANIFEST_NAME,
@@ -60,6 +61,7 @@ class GenerateSummary:
     images_per_s: float  # images_built / elapsed_s
     dashboard: str | None
     fingerprint: str
+    exports: list[ExportSummary] = field(default_factory=list)  # released formats written after the shards
 
     def describe(self) -> str:
         """A few human-readable lines for the CLI."""
@@ -72,6 +74,7 @@ class GenerateSummary:
             + (f"; rebuilt after failed verification: {self.rebuilt}" if self.rebuilt else ""),
             f"time: {self.elapsed_s:.1f} s; {self.images_per_s:.1f} images/s",
             f"manifest: {self.manifest}",
+            *(e.describe() for e in self.exports),
         ]
         return "\n".join(lines)
 
@@ -118,6 +121,23 @@ def check_existing(out_dir: Path, tasks: list[ShardTask]) -> tuple[dict[str, Sha
     return verified, todo, invalid
 
 
+def _reason_kind(why: str) -> str:
+    """verify_shard's reason without per-file details, so equal causes group together."""
+    return why.split(" (", 1)[0] if why.startswith("unreadable sidecar record") else why
+
+
+def rebuild_report(invalid: dict[str, str], examples: int = 3) -> list[str]:
+    """One line per reason a shard failed verification: count and a few example paths."""
+    by_reason: dict[str, list[str]] = {}
+    for path, why in sorted(invalid.items()):
+        by_reason.setdefault(_reason_kind(why), []).append(path)
+    lines = []
+    for reason, paths in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
+        more = f" and {len(paths) - examples} more" if len(paths) > examples else ""
+        lines.append(f"  rebuild {len(paths)} shard(s): {reason} (e.g. {', '.join(paths[:examples])}{more})")
+    return lines
+
+
 def _connect(recipe: Recipe, n_tasks: int) -> tuple[Client, Any]:
     """A Client on the recipe's scheduler, or on a new LocalCluster (returned to be closed)."""
     from distributed import Client, LocalCluster
@@ -130,14 +150,21 @@ def _connect(recipe: Recipe, n_tasks: int) -> tuple[Client, Any]:
             return Client(address, timeout="30s"), None
         except OSError as exc:
             raise AugforgeError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    import dask
+
     workers = recipe.execution.workers or os.cpu_count() or 1
-    cluster = LocalCluster(
-        n_workers=max(1, min(workers, n_tasks)),
-        threads_per_worker=1,  # one task at a time per process; torch threads set per task
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+    # adaptive mmap threshold: every buffer over 128 KiB (zlib's state in each PNG encode, batch
+    # tensors) is then mmap'ed and page-faulted afresh, ~30% more CPU per 32 x 32 picture. These
+    # workers live for one run, so they keep glibc's defaults.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(
+            n_workers=max(1, min(workers, n_tasks)),
+            threads_per_worker=1,  # one task at a time per process; torch threads set per task
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
     return Client(cluster), cluster
 
 
@@ -159,6 +186,9 @@ def _run_tasks(
     from distributed import as_completed
 
     run_id = uuid.uuid4().hex[:8]
+    # range by range (ops in plan order within a range): a worker's next task usually reads the
+    # input rows it has just decoded, which it keeps (shards.read_range)
+    todo = sorted(todo, key=lambda t: t.start)
     keys = [f"augforge-shard-{t.op}-{t.severity}-{t.shard:06d}-{run_id}" for t in todo]
     futures = client.map(run_shard, todo, cfg=cfg, key=keys, pure=False)
     by_key = dict(zip(keys, todo, strict=True))
@@ -187,19 +217,21 @@ def generate(
     scheduler: str | None = None,
     seed: int | None = None,
     input_path: str | Path | None = None,
+    formats: list[str] | None = None,
     progress: bool = True,
     console: Console | None = None,
     client: Client | None = None,
 ) -> GenerateSummary:
-    """Write the dataset a recipe describes; return a summary. `client` reuses a running Dask
-    Client (the recipe's scheduler and workers are then ignored)."""
+    """Write the dataset a recipe describes, then its released `formats` (default: the recipe's
+    output.formats); return a summary. `client` reuses a running Dask Client (the recipe's
+    scheduler and workers are then ignored)."""
     from rich.console import Console
 
     started = time.perf_counter()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     recipe = apply_overrides(recipe, input_path=input_path, out=out, workers=workers, scheduler=scheduler,
-                             seed=seed)
+                             seed=seed, formats=formats)
     console = console or Console(stderr=True)
     if recipe.output.dir is None:
         raise RecipeError("output.dir is not set: give it in the recipe or with --out DIR")
@@ -220,8 +252,8 @@ def generate(
     if results or invalid:
         console.print(f"resume: {len(results)} shard(s) verified and reused, {len(invalid)} failed "
                       f"verification and will be rebuilt")
-        for path, why in sorted(invalid.items())[:10]:
-            console.print(f"  rebuild {path}: {why}")
+        for line in rebuild_report(invalid):
+            console.print(line)
 
     cfg = ShardConfig(
         out_dir=str(out_dir), reader=recipe.input.reader, path=input_real, options=dict(recipe.input.options),
@@ -229,10 +261,13 @@ def generate(
         png_compress_level=recipe.output.png_compress_level,
         quantize=recipe.output.quantize, batch_size=recipe.execution.batch_size,
         device=recipe.execution.device, torch_threads=recipe.execution.threads_per_worker,
-        plan_fingerprint=plan.fingerprint,
+        plan_fingerprint=plan.fingerprint, run_id=uuid.uuid4().hex,
     )
+    shown = console if progress else None
     if not todo:
-        return _finish(recipe, plan, results, input_id, out_dir, started, invalid, None, console)
+        summary = _finish(recipe, plan, results, input_id, out_dir, started, invalid, None, console)
+        summary.exports = _export(recipe, out_dir, client, shown)
+        return summary
     own_client, cluster = (client, None) if client is not None else _connect(recipe, len(todo))
     try:
         dashboard = _dashboard(own_client)
@@ -242,7 +277,9 @@ def generate(
         built, failed = _execute(own_client, todo, cfg, plan, len(results), progress, console)
         results.update(built)
         if not failed:  # records are written before the (slow) worker shutdown, timed without it
-            return _finish(recipe, plan, results, input_id, out_dir, started, invalid, dashboard, console)
+            summary = _finish(recipe, plan, results, input_id, out_dir, started, invalid, dashboard, console)
+            summary.exports = _export(recipe, out_dir, own_client, shown)
+            return summary
     finally:
         if client is None:
             own_client.close()
@@ -253,6 +290,20 @@ def generate(
         f"{len(failed)} of {len(todo)} shard(s) failed; first {task.path}: {type(exc).__name__}: {exc}. "
         "Finished shards are kept: rerun the same command to resume."
     ) from exc
+
+
+def _export(recipe: Recipe, out_dir: Path, client: Client | None,
+            console: Console | None) -> list[ExportSummary]:
+    """Write the recipe's released formats from the finished shards (on `client` when given)."""
+    done = []
+    for fmt in recipe.output.formats:
+        try:
+            done.append(export_dataset(out_dir, fmt, client=client, workers=recipe.execution.workers,
+                                       console=console))
+        except ExportError as exc:
+            raise ExportError(f"{exc}\nThe shards and manifest in {out_dir} are complete; once the cause is "
+                              f"fixed, run `augforge export {out_dir} --format {fmt}`.") from exc
+    return done
 
 
 def _execute(client: Client, todo: list[ShardTask], cfg: ShardConfig, plan: Plan, reused: int,

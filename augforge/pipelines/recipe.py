@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from augforge.core.errors import AugforgeError, RecipeError
 from augforge.core.registry import build_op, get_op
+from augforge.pipelines.export import format_problems
 
 _COMPACT = re.compile(r"^\s*(?P<name>[A-Za-z0-9_\-]+)\s*(?:@\s*(?P<levels>[0-9,\-\s]+))?\s*$")
 _DEVICE = re.compile(r"^(cpu|cuda(:[0-9]+)?)$")
@@ -125,6 +126,13 @@ class OutputSpec(_Section):
     png_compress_level: int = Field(3, ge=0, le=9)  # zlib level: 3 is ~2x faster than PIL's 6, ~5% larger
     samples_per_shard: int = Field(1000, ge=1)
     quantize: Literal["truncate", "round"] = "truncate"
+    # Released layouts exported from the shards after a run (augforge.pipelines.export).
+    formats: list[Literal["imagenet-c", "cifar10-c"]] = Field(default_factory=list)
+
+    @field_validator("formats")
+    @classmethod
+    def _unique_formats(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 class ExecutionSpec(_Section):
@@ -177,6 +185,11 @@ class Recipe(_Section):
                         f"writes one folder <out>/{entry.name}/{level}/"
                     )
                 seen.add((entry.name, level))
+        levels = {e.name: e.levels for e in self.ops}
+        problems = [p for fmt in self.output.formats for p in format_problems(
+            fmt, encoding=self.output.encoding, quantize=self.output.quantize, levels=levels)]
+        if problems:
+            raise ValueError("output.formats: " + "; ".join(problems))
         return self
 
 
@@ -257,9 +270,13 @@ def apply_overrides(
     workers: int | None = None,
     scheduler: str | None = None,
     seed: int | None = None,
+    formats: list[str] | None = None,
 ) -> Recipe:
-    """A copy of `recipe` with the command-line overrides applied (and validated again)."""
+    """A copy of `recipe` with the command-line overrides applied (and validated again);
+    `formats` replaces the recipe's output.formats."""
     data = recipe.model_dump()
+    if formats is not None:
+        data["output"]["formats"] = list(formats)
     if input_path is not None:
         data["input"]["path"] = str(input_path)
     if out is not None:

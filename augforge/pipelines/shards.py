@@ -14,6 +14,7 @@ import io
 import json
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 from augforge.core.errors import AugforgeError, BadInputError, InvalidInputError
 from augforge.pipelines.fsio import HashingWriter, atomic_write, file_sha256, fsync_dir, temp_name
 from augforge.pipelines.plan import ShardTask, canonical_json
+from augforge.pipelines.tario import ShardTarWriter
 
 SIDECAR_FORMAT = "augforge-shard/1"
 # Fixed tar header fields, so the same samples always give the same bytes.
@@ -32,6 +34,12 @@ TAR_MODE = 0o444
 
 _READER_CACHE: dict[str, Any] = {}
 _READER_CACHE_SIZE = 4
+# Decoded input ranges a worker keeps: the driver submits the shards range by range, so the
+# next tasks of a worker usually read the range it just read (under other ops).
+Rows = list[tuple[int, Any, dict[str, Any] | None]]  # (index, sample or None, quarantine record or None)
+_RANGE_CACHE: OrderedDict[tuple[str, str, int, int], Rows] = OrderedDict()
+_RANGE_CACHE_SIZE = 2
+_RANGE_CACHE_BYTES = 1 << 29  # ranges with more decoded pixels than this (512 MiB) are not kept
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class ShardConfig:
     device: str = "cpu"
     torch_threads: int | None = 1
     plan_fingerprint: str = ""
+    run_id: str = ""  # one generate call; decoded inputs are shared between its tasks only
 
 
 @dataclass
@@ -98,11 +107,42 @@ def dumps_sorted(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable).encode("utf-8")
 
 
+class SampleJson:
+    """The json member of a sample: the bytes of `dumps_sorted(meta)` for meta = {key, label,
+    source} + this task's constants (op, severity, preset, seed, params), built from a template
+    made once per task instead of a full JSON encoding per sample."""
+
+    def __init__(self, op: str, severity: int, preset: str, seed: int, params: Any) -> None:
+        fixed = dumps_sorted({"op": op, "params": params, "preset": preset, "seed": seed,
+                              "severity": severity})
+        self._middle = b"," + fixed[1:-1] + b',"source":'  # keys sort: key, label, op..severity, source
+
+    def __call__(self, key: str, label: Any, source: Any) -> bytes:
+        return b"".join((b'{"key":', _json_value(key), b',"label":', _json_value(label), self._middle,
+                         _json_value(source), b"}"))
+
+
+def _json_value(value: Any) -> bytes:
+    """One value as `dumps_sorted` writes it, with fast paths for str, int and None."""
+    kind = type(value)
+    if kind is str:
+        return json.encoder.encode_basestring_ascii(value).encode("ascii")
+    if kind is int:
+        return b"%d" % value
+    if value is None:
+        return b"null"
+    return dumps_sorted(value)
+
+
+def _reader_ident(cfg: ShardConfig) -> str:
+    return canonical_json([cfg.reader, cfg.path, cfg.options])
+
+
 def get_reader(cfg: ShardConfig) -> Any:
     """This process's reader for cfg's input (built once, reused by later tasks)."""
     from augforge.datasets.readers import open_reader
 
-    ident = canonical_json([cfg.reader, cfg.path, cfg.options])
+    ident = _reader_ident(cfg)
     reader = _READER_CACHE.get(ident)
     if reader is None:
         if len(_READER_CACHE) >= _READER_CACHE_SIZE:
@@ -173,6 +213,7 @@ class _Batcher:
         self.cfg = cfg
         self.task = task
         self.params = self.op.params  # effective constants, stored per sample
+        self.sample_json = SampleJson(task.op, task.severity, task.preset, cfg.seed, self.params)
         self.pending: dict[tuple[int, ...], list[tuple[int, Any]]] = {}
         self.done: dict[int, tuple[str, bytes, bytes]] = {}
         self.quarantined: list[dict[str, Any]] = []
@@ -209,18 +250,8 @@ class _Batcher:
             self.quarantined.append(_record(index, sample.key, sample.source, str(exc), "op"))
             return
         for (index, sample), arr in zip(batch, pixels, strict=True):
-            meta = {
-                "key": sample.key,
-                "label": sample.label,
-                "source": sample.source,
-                "op": self.task.op,
-                "severity": self.task.severity,
-                "preset": self.task.preset,
-                "seed": self.cfg.seed,
-                "params": self.params,
-            }
             data = encode_image(arr, self.cfg.encoding, self.cfg.jpeg_quality, self.cfg.png_compress_level)
-            self.done[index] = (sample.key, data, dumps_sorted(meta))
+            self.done[index] = (sample.key, data, self.sample_json(sample.key, sample.label, sample.source))
 
 
 def write_shard(
@@ -230,18 +261,16 @@ def write_shard(
     sidecar: dict[str, Any],
 ) -> tuple[str, int]:
     """Write the tar (temp name, fsync), then its sidecar (atomic), then rename the tar into
-    place. Returns (sha256, size). The sidecar gets 'sha256', 'size' and 'count' filled in."""
-    import webdataset as wds
-
+    place. Returns (sha256, size). The sidecar gets 'sha256', 'size' and 'count' filled in.
+    The tar bytes are webdataset.TarWriter's (ShardTarWriter writes them faster)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(target)
     try:
         with open(tmp, "wb") as fh:
             hashing = HashingWriter(fh)
-            writer = wds.TarWriter(hashing, encoder=False, mtime=SHARD_MTIME, user=TAR_USER,
-                                   group=TAR_USER, mode=TAR_MODE)
+            writer = ShardTarWriter(hashing, mtime=SHARD_MTIME, user=TAR_USER, group=TAR_USER, mode=TAR_MODE)
             for key, data, meta in samples:
-                writer.write({"__key__": key, ext: data, "json": meta})
+                writer.write(key, {ext: data, "json": meta})
             writer.close()
             fh.flush()
             os.fsync(fh.fileno())
@@ -257,6 +286,43 @@ def write_shard(
     return sha, size
 
 
+def _read_rows(reader: Any, start: int, stop: int) -> Rows:
+    """(index, sample, None) per readable row, (index, None, quarantine record) per bad one."""
+    rows: Rows = []
+    for index in range(start, stop):
+        try:
+            sample = reader.read(index)
+        except BadInputError as exc:
+            key = _safe_key(reader, index)
+            source = _source_of(reader, index, exc, key)
+            rows.append((index, None, _record(index, key, source, str(exc), "read")))
+            continue
+        problem = _check_pixels(sample.image)
+        if problem is not None:
+            rows.append((index, None, _record(index, sample.key, sample.source, problem, "read")))
+            continue
+        rows.append((index, sample, None))
+    return rows
+
+
+def read_range(cfg: ShardConfig, start: int, stop: int) -> Rows:
+    """Rows [start, stop) of cfg's input, decoded once per worker and run for all the ops that
+    use them (a small LRU of ranges, keyed by the run so a later run re-reads changed inputs;
+    samples are never modified, so sharing them changes no byte)."""
+    key = (cfg.run_id, _reader_ident(cfg), start, stop)
+    rows = _RANGE_CACHE.get(key)
+    if rows is not None:
+        _RANGE_CACHE.move_to_end(key)
+        return rows
+    rows = _read_rows(get_reader(cfg), start, stop)
+    size = sum(s.image.nbytes for _, s, _ in rows if s is not None)
+    if cfg.run_id and size <= _RANGE_CACHE_BYTES:
+        _RANGE_CACHE[key] = rows
+        while len(_RANGE_CACHE) > _RANGE_CACHE_SIZE:
+            _RANGE_CACHE.popitem(last=False)
+    return rows
+
+
 def run_shard(task: ShardTask, cfg: ShardConfig) -> ShardResult:
     """Build shard `task` (a Dask task): read, corrupt, encode, write; return a small result."""
     import torch
@@ -264,21 +330,12 @@ def run_shard(task: ShardTask, cfg: ShardConfig) -> ShardResult:
     started = time.perf_counter()
     if cfg.torch_threads and torch.get_num_threads() != cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    reader = get_reader(cfg)
     batcher = _Batcher(task, cfg)
-    for index in range(task.start, task.stop):
-        try:
-            sample = reader.read(index)
-        except BadInputError as exc:
-            key = _safe_key(reader, index)
-            source = _source_of(reader, index, exc, key)
-            batcher.quarantined.append(_record(index, key, source, str(exc), "read"))
-            continue
-        problem = _check_pixels(sample.image)
-        if problem is not None:
-            batcher.quarantined.append(_record(index, sample.key, sample.source, problem, "read"))
-            continue
-        batcher.add(index, sample)
+    for index, sample, bad in read_range(cfg, task.start, task.stop):
+        if bad is not None:
+            batcher.quarantined.append(dict(bad))
+        else:
+            batcher.add(index, sample)
     batcher.flush()
     ordered = [batcher.done[i] for i in sorted(batcher.done)]
     keys = [k for k, _, _ in ordered]

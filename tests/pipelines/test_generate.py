@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from rich.console import Console
 
 from augforge.core.registry import build_op
 from augforge.core.tensors import to_float, to_uint8
 from augforge.datasets.readers import open_reader
 from augforge.pipelines import ShardFailedError, generate, load_recipe
+from augforge.pipelines.execute import rebuild_report
 from augforge.pipelines.shards import SHARD_MTIME
 from tests.pipelines.conftest import (
     GROUPS,
@@ -199,7 +201,29 @@ def test_existing_shards_are_verified_and_bad_ones_rebuilt(tmp_path: Path, dask_
     # a complete output is verified without starting a cluster
     third = generate(recipe, progress=False)
     assert (third.built, third.resumed, third.dashboard) == (0, 4 * GROUPS, None)
-    # another seed changes every shard's fingerprint: nothing is reused
-    fourth = generate(recipe, seed=8, client=dask_client, progress=False)
+    # another seed changes every shard's fingerprint: nothing is reused, and the screen says so
+    # in one line per reason, not one per shard
+    screen = io.StringIO()
+    console = Console(file=screen, width=200, force_terminal=False)
+    fourth = generate(recipe, seed=8, client=dask_client, progress=False, console=console)
     assert (fourth.built, fourth.resumed, fourth.rebuilt) == (4 * GROUPS, 0, 4 * GROUPS)
+    rebuild = [line for line in screen.getvalue().splitlines() if "rebuil" in line]
+    assert rebuild == [
+        "resume: 0 shard(s) verified and reused, 24 failed verification and will be rebuilt",
+        "  rebuild 24 shard(s): made by a different recipe or version (fingerprint differs) (e.g. "
+        "contrast/2/shard-000000.tar, contrast/2/shard-000001.tar, contrast/2/shard-000002.tar and 21 more)"]
     assert not set(shard_shas(out).values()) & set(before.values())
+
+
+def test_rebuild_report_groups_reasons() -> None:
+    invalid = {f"fog/{lv}/shard-{i:06d}.tar": "sha256 differs from the sidecar record" for lv in (1, 2)
+               for i in range(3)}
+    invalid["contrast/1/shard-000000.tar"] = "unreadable sidecar record (Expecting value: line 1 column 1)"
+    invalid["contrast/1/shard-000001.tar"] = "unreadable sidecar record (Extra data: line 1 column 5)"
+    assert rebuild_report(invalid, examples=2) == [
+        "  rebuild 6 shard(s): sha256 differs from the sidecar record (e.g. fog/1/shard-000000.tar, "
+        "fog/1/shard-000001.tar and 4 more)",
+        "  rebuild 2 shard(s): unreadable sidecar record (e.g. contrast/1/shard-000000.tar, "
+        "contrast/1/shard-000001.tar)",
+    ]
+    assert rebuild_report({}) == []

@@ -8,6 +8,7 @@ import json
 import tarfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,10 +16,12 @@ from PIL import Image
 
 from augforge.core.registry import build_op
 from augforge.core.tensors import to_float, to_uint8
+from augforge.datasets.folder import ImageFolderReader
 from augforge.datasets.readers import open_reader
 from augforge.pipelines import AccountingError, ShardConfig, load_recipe, make_plan, run_shard, verify_shard
 from augforge.pipelines.fsio import file_sha256
 from augforge.pipelines.manifest import accounting, merge_quarantine
+from augforge.pipelines.shards import SampleJson, dumps_sorted
 from tests.pipelines.conftest import SAMPLES, SMALL, recipe_dict
 
 pytestmark = pytest.mark.timeout(60)
@@ -133,3 +136,33 @@ def test_accounting_refuses_numbers_that_do_not_add_up(tmp_path: Path) -> None:
     fixed[other.path] = replace(results[other.path], count=results[other.path].count - 1, quarantined=[rec])
     assert accounting(plan, fixed)["total"] == {"read": 20, "written": 18, "quarantined": 2}
     assert merge_quarantine(fixed.values()) == [{**rec, "tasks": 2}]
+
+
+def test_sample_json_template_equals_full_encoding() -> None:
+    params = {"sigma": np.float64(0.08), "zooms": (1.0, 1.01), "nested": {"b": 1, "a": [np.int64(2)]}}
+    encode = SampleJson("fog", 3, "cifar", 7, params)
+    for key, label, source in [("00000001", 3, "test_batch[1]"), ("café/x", None, "n01/ü.JPEG"),
+                               ("k", np.int64(4), None), ('q"uote\\', True, "a\nb\x00")]:
+        meta = {"key": key, "label": label, "source": source, "op": "fog", "severity": 3, "preset": "cifar",
+                "seed": 7, "params": params}
+        assert encode(key, label, source) == dumps_sorted(meta)
+
+
+def test_inputs_are_decoded_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan, cfg = plan_and_config(tmp_path)
+    calls: list[int] = []
+    original = ImageFolderReader.read
+
+    def counting_read(self: ImageFolderReader, index: int) -> Any:
+        calls.append(index)
+        return original(self, index)
+
+    monkeypatch.setattr(ImageFolderReader, "read", counting_read)
+    first_range = [t for t in plan.tasks if t.start == 0]  # brightness/3 and gaussian_noise/2, rows 0-3
+    cached = [run_shard(t, replace(cfg, run_id="run-a")) for t in first_range]
+    assert calls == [0, 1, 2, 3]  # the second op reuses the decoded rows
+    run_shard(first_range[0], replace(cfg, run_id="run-b"))  # a new run reads its inputs again
+    assert calls == [0, 1, 2, 3] * 2
+    uncached = [run_shard(t, cfg) for t in first_range]  # no run id: never cached
+    assert calls == [0, 1, 2, 3] * 4
+    assert [r.sha256 for r in cached] == [r.sha256 for r in uncached]
