@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from augforge.core.errors import AugforgeError
-from augforge.pipelines.fsio import atomic_write, file_sha256, fsync_dir, temp_name
+from augforge.pipelines.fsio import atomic_file, atomic_write, file_sha256, fsync_dir, temp_name
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -273,17 +273,8 @@ def export_op_array(job: ArrayJob) -> dict[str, Any]:
 
 def _save_npy(target: Path, array: np.ndarray) -> None:
     """np.save (no pickles) to a temporary name, fsync, rename."""
-    tmp = temp_name(target)
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    with atomic_file(target) as fh:
+        np.save(fh, array, allow_pickle=False)
 
 
 def _labels_array(labels: list[int | None]) -> np.ndarray | None:

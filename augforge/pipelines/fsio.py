@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,13 +32,16 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(target: Path, data: bytes) -> None:
-    """Write `data` to `target` so readers see either the old file or the whole new one."""
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """Open a temporary sibling of `target` for writing; when the block ends without error,
+    fsync it and rename it into place (readers see the old file or the whole new one), else
+    remove it. Work done at the end of the block happens before the rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(target)
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -46,6 +50,12 @@ def atomic_write(target: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     fsync_dir(target.parent)
+
+
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write `data` to `target` atomically (see `atomic_file`)."""
+    with atomic_file(target) as fh:
+        fh.write(data)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from augforge.core.errors import AugforgeError, BadInputError, InvalidInputError
-from augforge.pipelines.fsio import HashingWriter, atomic_write, file_sha256, fsync_dir, temp_name
+from augforge.pipelines.fsio import HashingWriter, atomic_file, atomic_write, file_sha256
 from augforge.pipelines.plan import ShardTask, canonical_json
 from augforge.pipelines.tario import ShardTarWriter
 
@@ -260,29 +259,18 @@ def write_shard(
     ext: str,
     sidecar: dict[str, Any],
 ) -> tuple[str, int]:
-    """Write the tar (temp name, fsync), then its sidecar (atomic), then rename the tar into
-    place. Returns (sha256, size). The sidecar gets 'sha256', 'size' and 'count' filled in.
+    """Write the tar under a temporary name, then its sidecar (atomic), then fsync and rename
+    the tar into place. Returns (sha256, size). The sidecar gets 'sha256', 'size' and 'count' filled in.
     The tar bytes are webdataset.TarWriter's (ShardTarWriter writes them faster)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(target)
-    try:
-        with open(tmp, "wb") as fh:
-            hashing = HashingWriter(fh)
-            writer = ShardTarWriter(hashing, mtime=SHARD_MTIME, user=TAR_USER, group=TAR_USER, mode=TAR_MODE)
-            for key, data, meta in samples:
-                writer.write(key, {ext: data, "json": meta})
-            writer.close()
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_file(target) as fh:
+        hashing = HashingWriter(fh)
+        writer = ShardTarWriter(hashing, mtime=SHARD_MTIME, user=TAR_USER, group=TAR_USER, mode=TAR_MODE)
+        for key, data, meta in samples:
+            writer.write(key, {ext: data, "json": meta})
+        writer.close()
         sha, size = hashing.hexdigest(), hashing.size
         sidecar.update(sha256=sha, size=size, count=len(samples))
-        atomic_write(sidecar_path(target), dumps_sorted(sidecar))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(target.parent)
+        atomic_write(sidecar_path(target), dumps_sorted(sidecar))  # before the tar's rename
     return sha, size
 
 
