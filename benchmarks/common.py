@@ -27,7 +27,8 @@ def sample_pictures(size: int, count: int) -> np.ndarray:
     for p in paths:
         im = Image.open(p).convert("RGB")
         scale = size / min(im.size)
-        im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))), Image.BILINEAR)
+        side = (max(size, round(im.width * scale)), max(size, round(im.height * scale)))
+        im = im.resize(side, Image.BILINEAR)
         a = np.asarray(im)
         pics.append(a[:size, :size])
         pics.append(a[-size:, -size:])

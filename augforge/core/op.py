@@ -3,7 +3,10 @@
 An op class declares `PARAMS` (names) and `TABLES` ({preset: one row per severity}) and
 implements `apply(x, gens)`, a batched kernel on a validated float tensor. `gens` holds one
 `torch.Generator` per sample (None for deterministic ops); sample i may only draw from gens[i],
-which is what makes outputs independent of batching.
+which is what makes outputs independent of batching. The same property lets the base class feed
+a large CPU batch to `apply` in blocks of samples (`CPU_BLOCK`): each block's temporaries stay
+in the CPU cache instead of being paged in afresh, which is several times faster for chains of
+elementwise passes and changes no output.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from augforge.core.errors import InvalidInputError, InvalidParameterError, InvalidSeverityError
+from augforge.core.memory import empty_like
 from augforge.core.registry import OpSpec
 from augforge.core.seeding import default_keys, generator_for, sample_generators
 from augforge.core.validation import check_image_batch
@@ -28,6 +32,8 @@ class Op:
     name: ClassVar[str]
     PARAMS: ClassVar[tuple[str, ...]] = ()
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {}
+    #: Input elements per call of `apply` on the CPU (at least one sample); 0 = the whole batch.
+    CPU_BLOCK: ClassVar[int] = 1 << 19
 
     def __init__(self, severity: int = 3, *, preset: str | None = None, **params: Any) -> None:
         spec = self.spec
@@ -70,7 +76,8 @@ class Op:
         """The batched kernel: (B, C, H, W) float32/64 in [0, 1] -> same shape in [0, 1]."""
         raise NotImplementedError
 
-    def generators(self, rng: Rng, batch: int, device: torch.device, keys: Sequence[str] | None) -> list[torch.Generator]:
+    def generators(self, rng: Rng, batch: int, device: torch.device,
+                   keys: Sequence[str] | None) -> list[torch.Generator]:
         """Resolve `rng` (seed, generator or per-sample generators) into one generator per sample."""
         if rng is None:
             raise InvalidParameterError(
@@ -93,14 +100,30 @@ class Op:
             )
         return gens
 
-    def __call__(self, x: torch.Tensor, rng: Rng = None, *, keys: Sequence[str] | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, rng: Rng = None, *,
+                 keys: Sequence[str] | None = None) -> torch.Tensor:
         """Corrupt a batch. `rng`: an int seed (per-sample seeds are derived from it and `keys`),
         a torch.Generator, or a list of per-sample generators. Deterministic ops ignore it."""
         check_image_batch(x, name=self.spec.name)
-        gens = None if self.spec.deterministic else self.generators(rng, x.shape[0], x.device, keys)
+        b = x.shape[0]
+        gens = None if self.spec.deterministic else self.generators(rng, b, x.device, keys)
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        out = self.apply(work, gens)
-        return out.clamp_(0.0, 1.0).to(x.dtype)
+        step = self.block_samples(work)
+        if step >= b:
+            return self.apply(work, gens).clamp_(0.0, 1.0).to(x.dtype)
+        out = empty_like(work)
+        for i in range(0, b, step):
+            part = self.apply(work[i:i + step], None if gens is None else gens[i:i + step])
+            torch.clamp(part, 0.0, 1.0, out=out[i:i + step])
+        return out.to(x.dtype)
+
+    def block_samples(self, x: torch.Tensor) -> int:
+        """Samples per call of `apply`: about CPU_BLOCK elements on the CPU (rounded up to a
+        multiple of the thread count, which per-sample work is split over), all elsewhere."""
+        if x.device.type != "cpu" or not self.CPU_BLOCK:
+            return x.shape[0]
+        threads = torch.get_num_threads()
+        return -(-max(1, self.CPU_BLOCK // x[0].numel()) // threads) * threads
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from augforge.core.errors import InvalidInputError
@@ -28,11 +30,12 @@ def check_image_batch(x: object, *, name: str = "input") -> torch.Tensor:
         raise InvalidInputError(f"{name}: expected 1 or 3 channels, got C={c} (shape {tuple(x.shape)})")
     if h < MIN_SIDE or w < MIN_SIDE:
         raise InvalidInputError(f"{name}: images must be at least {MIN_SIDE}x{MIN_SIDE}, got {h}x{w}")
-    finite = torch.isfinite(x)
-    if not bool(finite.all()):
-        bad = (~finite).flatten(1).any(dim=1).nonzero().flatten().tolist()
+    # One pass: aminmax propagates NaN, and an inf shows up as the minimum or maximum.
+    lo_t, hi_t = torch.aminmax(x)
+    lo, hi = float(lo_t), float(hi_t)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = (~torch.isfinite(x)).flatten(1).any(dim=1).nonzero().flatten().tolist()
         raise InvalidInputError(f"{name}: NaN or inf values in sample(s) {bad}")
-    lo, hi = float(x.min()), float(x.max())
     if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
         raise InvalidInputError(f"{name}: values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
     return x

@@ -2,8 +2,9 @@
 
 Constants per preset come from hendrycks/robustness (imagenet: make_imagenet_c.py at 224 px,
 cifar: make_cifar_c.py at 32 px, tiny: make_tinyimagenet_c.py at 64 px). The kernels live in
-`kernels/blur.py` (defocus, glass, motion accumulation, zoom, Gaussian) and `kernels/motion.py` (ImageMagick's
-motion line, shared with snow). Every op accepts any H×W ≥ 8, square or not.
+`kernels/blur.py` (defocus, glass, motion 8-bit round trip, zoom), `kernels/filters.py`
+(Gaussian) and `kernels/motion.py` (ImageMagick's motion line, shared with snow). Every op
+accepts any H×W ≥ 8, square or not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import integer, real
 from augforge.ops.image.kernels import blur as K
+from augforge.ops.image.kernels.filters import gaussian_filter
 
 REFERENCE = (
     "Hendrycks & Dietterich, ICLR 2019: ImageNet-C / CIFAR-10-C / Tiny-ImageNet-C "
@@ -169,6 +171,7 @@ class MotionBlur(Op):
 class ZoomBlur(Op):
     """Zoom blur: average of centred zooms (ImageNet-C zoom_blur)."""
 
+    CPU_BLOCK = 1 << 17  # one 224² image per block: its zooms stay in the cache
     PARAMS: ClassVar[tuple[str, ...]] = ("factors",)
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {
         "imagenet": _severity_rows([_Z01_111, _Z01_116, _Z02_121, _Z02_126, _Z03_131]),
@@ -211,4 +214,4 @@ class GaussianBlur(Op):
         return {"sigma": real(self.name, "sigma", params["sigma"], lo=0.0, hi=100.0)}
 
     def apply(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
-        return K.gaussian_blur(x, self.params["sigma"])
+        return gaussian_filter(x, self.params["sigma"])

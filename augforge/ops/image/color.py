@@ -40,8 +40,9 @@ def brightness(x: torch.Tensor, delta: float) -> torch.Tensor:
     """RGB -> HSV, V <- clip(V + delta, 0, 1), -> RGB."""
 
     def shift_value(rgb: torch.Tensor) -> torch.Tensor:
-        h, s, v = rgb_to_hsv(rgb).unbind(-3)
-        return hsv_to_rgb(torch.stack((h, s, (v + delta).clamp(0.0, 1.0)), dim=-3))
+        hsv = rgb_to_hsv(rgb)
+        hsv[..., 2, :, :].add_(delta).clamp_(0.0, 1.0)
+        return hsv_to_rgb(hsv)
 
     return _on_rgb(x, shift_value)
 
@@ -49,15 +50,16 @@ def brightness(x: torch.Tensor, delta: float) -> torch.Tensor:
 def contrast(x: torch.Tensor, factor: float) -> torch.Tensor:
     """(x - mean_c) · factor + mean_c with the spatial mean of each channel, clipped."""
     means = x.mean(dim=(-2, -1), keepdim=True)
-    return ((x - means) * factor + means).clamp_(0.0, 1.0)
+    return (x - means).mul_(factor).add_(means).clamp_(0.0, 1.0)
 
 
 def saturate(x: torch.Tensor, mult: float, offset: float) -> torch.Tensor:
     """RGB -> HSV, S <- clip(S · mult + offset, 0, 1), -> RGB."""
 
     def scale_saturation(rgb: torch.Tensor) -> torch.Tensor:
-        h, s, v = rgb_to_hsv(rgb).unbind(-3)
-        return hsv_to_rgb(torch.stack((h, (s * mult + offset).clamp(0.0, 1.0), v), dim=-3))
+        hsv = rgb_to_hsv(rgb)
+        hsv[..., 1, :, :].mul_(mult).add_(offset).clamp_(0.0, 1.0)
+        return hsv_to_rgb(hsv)
 
     return _on_rgb(x, scale_saturation)
 
@@ -77,6 +79,7 @@ def saturate(x: torch.Tensor, mult: float, offset: float) -> torch.Tensor:
 class Brightness(Op):
     """Brighten by shifting the HSV value channel (ImageNet-C brightness)."""
 
+    CPU_BLOCK = 1 << 17  # one 224² image: its many HSV temporaries then stay in the cache
     PARAMS: ClassVar[tuple[str, ...]] = ("delta",)
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {
         "imagenet": [(0.1,), (0.2,), (0.3,), (0.4,), (0.5,)],
@@ -129,6 +132,7 @@ class Contrast(Op):
 class Saturate(Op):
     """Scale and shift HSV saturation (ImageNet-C saturate)."""
 
+    CPU_BLOCK = 1 << 17  # one 224² image: its many HSV temporaries then stay in the cache
     PARAMS: ClassVar[tuple[str, ...]] = ("mult", "offset")
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {
         "imagenet": [(0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2)],

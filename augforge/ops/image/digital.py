@@ -16,7 +16,8 @@ from PIL import Image
 from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import integer, real
-from augforge.ops.image.kernels.resample import resize_box_levels, to_levels
+from augforge.ops.image._threads import for_each_sample
+from augforge.ops.image.kernels.resample import resize_box, resize_box_levels, to_levels
 
 REFERENCE = (
     "Hendrycks & Dietterich, ICLR 2019: ImageNet-C / CIFAR-10-C / Tiny-ImageNet-C "
@@ -35,17 +36,25 @@ def _jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     pil.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
     with Image.open(buffer) as decoded:
-        out = np.array(decoded.convert(pil.mode))
+        out = np.asarray(decoded if decoded.mode == pil.mode else decoded.convert(pil.mode))
     return out[..., None] if out.ndim == 2 else out
 
 
 def jpeg_compression(x: torch.Tensor, quality: int) -> torch.Tensor:
     """PIL JPEG encode/decode of each image (libjpeg, PIL defaults: 4:2:0 chroma subsampling for
-    RGB, mode 'L' for one channel). Runs on the CPU; the result returns to x's device and dtype."""
-    levels = to_levels(x.detach()).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    decoded = np.stack([_jpeg_roundtrip(img, quality) for img in levels])
-    out = torch.from_numpy(decoded).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype)
-    return out / 255.0
+    RGB, mode 'L' for one channel). The codec runs on the CPU, several images at once (PIL
+    releases the GIL); the result returns to x's device and dtype."""
+    b, c, h, w = x.shape
+    hwc = torch.empty((b, h, w, c), dtype=torch.uint8)
+    hwc.copy_(to_levels(x.detach()).permute(0, 2, 3, 1))  # round(x·255) in float64, as uint8 HWC
+    src = hwc.numpy()
+    decoded = np.empty_like(src)
+
+    def one(i: int) -> None:
+        decoded[i] = _jpeg_roundtrip(src[i], quality)
+
+    for_each_sample(one, b)
+    return torch.from_numpy(decoded).to(x.device).permute(0, 3, 1, 2).to(x.dtype).div_(255.0)
 
 
 def pixelate_size(height: int, width: int, scale: float) -> tuple[int, int]:
@@ -60,9 +69,9 @@ def pixelate(x: torch.Tensor, scale: float) -> torch.Tensor:
     runs on any device and is bit-exact to PIL's 8-bit resampler.
     """
     h, w = x.shape[-2:]
-    levels = resize_box_levels(to_levels(x), pixelate_size(h, w, scale))
-    levels = resize_box_levels(levels, (h, w))
-    return (levels / 255.0).to(x.dtype)
+    small = resize_box_levels(to_levels(x), pixelate_size(h, w, scale))
+    # BOX upsampling copies pixels, so it can run on the small image's values in x's dtype.
+    return resize_box((small / 255.0).to(x.dtype), (h, w))
 
 
 # --------------------------------------------------------------------------- registered ops

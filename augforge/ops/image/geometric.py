@@ -13,12 +13,9 @@ import torch
 from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import real
-from augforge.ops.image.kernels.warp import (
-    affine_from_points,
-    gaussian_smooth2d,
-    sample_bilinear,
-    warp_affine,
-)
+from augforge.ops.image._threads import for_each_sample
+from augforge.ops.image.kernels.filters import gaussian_filter
+from augforge.ops.image.kernels.warp import affine_from_points, sample_bilinear, warp_affine
 
 REFERENCE = (
     "Hendrycks & Dietterich, ICLR 2019: ImageNet-C / CIFAR-10-C / Tiny-ImageNet-C "
@@ -39,7 +36,7 @@ def affine_points(h: int, w: int, *, dtype: torch.dtype = torch.float64,
 
 def smooth_field(noise: torch.Tensor, sigma: float) -> torch.Tensor:
     """skimage gaussian(noise, σ, mode='reflect', truncate=3) over the last two dims of (B, 2, H, W)."""
-    return gaussian_smooth2d(noise, sigma, mode="reflect", truncate=3.0)
+    return gaussian_filter(noise, sigma, mode="reflect", truncate=3.0)
 
 
 def elastic_draws(h: int, w: int, jitter: float, gens: list[torch.Generator], device: torch.device,
@@ -47,9 +44,12 @@ def elastic_draws(h: int, w: int, jitter: float, gens: list[torch.Generator], de
     """Per sample: the (3, 2) affine point jitter U(−jitter, jitter) and two U(−1, 1) H×W noise maps."""
     jit = torch.empty(len(gens), 3, 2, device=device, dtype=torch.float64)
     noise = torch.empty(len(gens), 2, h, w, device=device, dtype=dtype)
-    for i, g in enumerate(gens):
-        jit[i].uniform_(-jitter, jitter, generator=g)
-        noise[i].uniform_(-1.0, 1.0, generator=g)
+
+    def one(i: int) -> None:
+        jit[i].uniform_(-jitter, jitter, generator=gens[i])
+        noise[i].uniform_(-1.0, 1.0, generator=gens[i])
+
+    for_each_sample(one, len(gens), device, work=noise.numel())
     return jit, noise
 
 

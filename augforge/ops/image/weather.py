@@ -21,10 +21,12 @@ from augforge.core.errors import AugforgeError
 from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import integer, real
+from augforge.ops.image._threads import draw, for_each_sample
 from augforge.ops.image.kernels.color import as_rgb, rgb_to_gray
+from augforge.ops.image.kernels.filters import gaussian_filter
 from augforge.ops.image.kernels.motion import motion_blur_kernel
 from augforge.ops.image.kernels.plasma import next_power_of_two, plasma_fractal
-from augforge.ops.image.kernels.warp import clipped_zoom, gaussian_smooth2d
+from augforge.ops.image.kernels.warp import clipped_zoom
 
 REFERENCE = (
     "Hendrycks & Dietterich, ICLR 2019: ImageNet-C / CIFAR-10-C / Tiny-ImageNet-C "
@@ -76,9 +78,12 @@ def snow_draws(h: int, w: int, gens: list[torch.Generator], device: torch.device
     """Per sample: standard-normal layer noise (B, 1, H, W), then the blur angle ~ U(−135°, −45°) (B,)."""
     noise = torch.empty(len(gens), 1, h, w, device=device, dtype=dtype)
     angles = torch.empty(len(gens), device=device, dtype=torch.float64)
-    for i, g in enumerate(gens):
-        noise[i].normal_(generator=g)
-        angles[i:i + 1].uniform_(-135.0, -45.0, generator=g)
+
+    def one(i: int) -> None:
+        noise[i].normal_(generator=gens[i])
+        angles[i:i + 1].uniform_(-135.0, -45.0, generator=gens[i])
+
+    for_each_sample(one, len(gens), device, work=noise.numel())
     return noise, angles
 
 
@@ -87,14 +92,20 @@ def snow_from_draws(x: torch.Tensor, p: dict[str, float], noise: torch.Tensor,
     """Snow given the draws: standard-normal `noise` (B, 1, H, W) and blur `angles` (B,) in degrees."""
     c = x.shape[1]
     layer = clipped_zoom(noise * p["std"] + p["mean"], p["zoom"])
-    layer = torch.where(layer < p["threshold"], torch.zeros_like(layer), layer)
-    layer = torch.floor(layer.clamp(0.0, 1.0) * 255.0) / 255.0
+    layer = keep_at_least(layer, p["threshold"])
+    layer = layer.clamp_(0.0, 1.0).mul_(255.0).floor_().div_(255.0)
     layer = motion_blur_kernel(layer, p["radius"], p["sigma"], angles)
-    layer = torch.round(layer * 255.0) / 255.0
+    layer = layer.mul_(255.0).round_().div_(255.0)
     gray = x if c == 1 else rgb_to_gray(x)  # OpenCV RGB2GRAY weights; a gray image is its own gray
     blend = p["blend"]
-    whitened = blend * x + (1 - blend) * torch.maximum(x, gray * 1.5 + 0.5)
-    return (whitened + layer + layer.flip(-2, -1)).clamp(0.0, 1.0)
+    whitened = (x * blend).add_(torch.maximum(x, gray.mul(1.5).add_(0.5)).mul_(1 - blend))
+    return whitened.add_(layer).add_(layer.flip(-2, -1)).clamp_(0.0, 1.0)
+
+
+def keep_at_least(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """x where x ≥ threshold, else 0 (a product with a float 0/1 mask: exact, and much cheaper
+    than torch.where on the CPU; below-threshold negatives become −0, which compares as 0)."""
+    return torch.ge(x, threshold, out=torch.empty_like(x)).mul_(x)
 
 
 @register_op(
@@ -249,8 +260,8 @@ def frost_from_crops(x: torch.Tensor, p: dict[str, float], crops: torch.Tensor) 
     """Frost given the uint8 RGB crops (B, 3, H, W)."""
     if x.shape[1] == 1:  # as replicated RGB, then back to gray
         return rgb_to_gray(frost_from_crops(as_rgb(x), p, crops))
-    layer = crops.to(x.dtype) / 255.0
-    return (p["image_weight"] * x + p["frost_weight"] * layer).clamp(0.0, 1.0)
+    layer = crops.to(x.dtype).div_(255.0).mul_(p["frost_weight"])
+    return (x * p["image_weight"]).add_(layer).clamp_(0.0, 1.0)
 
 
 @register_op(
@@ -306,7 +317,7 @@ def fog_from_fractal(x: torch.Tensor, strength: float, field: torch.Tensor) -> t
     h, w = x.shape[-2:]
     field = field[:, None, :h, :w].to(x.dtype)
     m = x.amax(dim=(1, 2, 3), keepdim=True)
-    return ((x + strength * field) * (m / (m + strength))).clamp(0.0, 1.0)
+    return (x + field * strength).mul_(m / (m + strength)).clamp_(0.0, 1.0)
 
 
 @register_op(
@@ -326,6 +337,7 @@ def fog_from_fractal(x: torch.Tensor, strength: float, field: torch.Tensor) -> t
 class Fog(Op):
     """Fog: a plasma-fractal haze over a contrast-reduced image."""
 
+    CPU_BLOCK = 1 << 20  # the fractal's many small per-level steps favour larger blocks
     PARAMS: ClassVar[tuple[str, ...]] = ("strength", "decay")
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {
         "imagenet": [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)],
@@ -370,10 +382,7 @@ def spatter(x: torch.Tensor, p: dict[str, Any], gens: list[torch.Generator]) -> 
 
 def spatter_draws(h: int, w: int, gens: list[torch.Generator], device: torch.device) -> torch.Tensor:
     """Per sample: the standard-normal liquid noise (B, 1, H, W), float64 like the reference."""
-    noise = torch.empty(len(gens), 1, h, w, device=device, dtype=torch.float64)
-    for i, g in enumerate(gens):
-        noise[i].normal_(generator=g)
-    return noise
+    return draw((1, h, w), gens, "normal", device=device, dtype=torch.float64)
 
 
 def spatter_from_draws(x: torch.Tensor, p: dict[str, Any], noise: torch.Tensor) -> torch.Tensor:
@@ -382,22 +391,27 @@ def spatter_from_draws(x: torch.Tensor, p: dict[str, Any], noise: torch.Tensor) 
         return rgb_to_gray(spatter_from_draws(as_rgb(x), p, noise))
     b = x.shape[0]
     dev, dt = x.device, x.dtype
-    liquid = gaussian_smooth2d(noise * p["std"] + p["mean"], p["sigma"])
-    liquid = torch.where(liquid < p["threshold"], torch.zeros_like(liquid), liquid)
+    liquid = gaussian_filter(noise * p["std"] + p["mean"], p["sigma"])
+    liquid = keep_at_least(liquid, p["threshold"])
     if p["mode"] == 0:
-        # np.uint8(float) truncates and wraps modulo 256 (liquid >= 0 here).
-        levels = torch.floor(liquid * 255.0).remainder(256.0)
+        # np.uint8(float) truncates and wraps modulo 256 (liquid >= 0 here); v − 256·⌊v/256⌋ is
+        # exact on these integers and much cheaper than remainder().
+        levels = liquid.mul_(255.0).floor_()
+        levels.sub_(torch.floor(levels * (1 / 256)).mul_(256.0))
         host = levels.to("cpu", torch.uint8).numpy()
-        tex = np.stack([water_texture(host[i, 0]) for i in range(b)])
-        texture = torch.from_numpy(tex).to(dev, dt).unsqueeze(1)
-        m = levels.to(dt) * texture
-        peak = m.amax(dim=(1, 2, 3), keepdim=True)
-        m = torch.where(peak > 0, m / peak.clamp_min(1e-30), torch.zeros_like(m)) * p["intensity"]
-        return (x + m * _colour(WATER_RGB, x)).clamp(0.0, 1.0)
-    mask = (liquid > p["threshold"]).to(dt)
-    mask = gaussian_smooth2d(mask, p["intensity"])
-    mask = torch.where(mask < 0.8, torch.zeros_like(mask), mask)
-    return (x * (1 - mask) + mask * _colour(MUD_RGB, x)).clamp(0.0, 1.0)
+        tex = np.empty_like(host)
+
+        def one(i: int) -> None:
+            tex[i, 0] = water_texture(host[i, 0])
+
+        for_each_sample(one, b)
+        m = levels.to(dt).mul_(torch.from_numpy(tex).to(dev, dt))
+        peak = m.amax(dim=(1, 2, 3), keepdim=True)  # 0 only where m is all zeros: 0 / tiny = 0
+        m = m.div_(peak.clamp_min(1e-30)).mul_(p["intensity"])
+        return (m * _colour(WATER_RGB, x)).add_(x).clamp_(0.0, 1.0)
+    mask = torch.gt(liquid, p["threshold"], out=torch.empty(liquid.shape, dtype=dt, device=dev))
+    mask = keep_at_least(gaussian_filter(mask, p["intensity"]), 0.8)
+    return (x * (1 - mask)).add_(mask * _colour(MUD_RGB, x)).clamp_(0.0, 1.0)
 
 
 @register_op(

@@ -19,6 +19,7 @@ from skimage.filters import gaussian as sk_gaussian
 from augforge import build_op, get_op, to_float, to_uint8
 from augforge.ops.image.kernels import blur as K
 from augforge.ops.image.kernels import motion as M
+from augforge.ops.image.kernels.filters import gaussian_weights
 
 from .metrics import mean_psnr, mean_ssim, psnr
 from .reference import reference_corrupt
@@ -170,9 +171,9 @@ def test_derived_kernel_sizes(preset):
         dx, _ = M.motion_offsets(MOTION_TAPS[preset][i], torch.tensor([10.0]))
         assert M.motion_weights(radius, sigma).numel() == MOTION_TAPS[preset][i] == dx.shape[1]
     for i, taps in enumerate(GAUSSIAN_TAPS.get(preset, [])):
-        assert len(K.scipy_gaussian_weights(GAUSSIAN[preset][i])) == taps
+        assert len(gaussian_weights(GAUSSIAN[preset][i])) == taps
     for i, taps in enumerate(GLASS_TAPS.get(preset, [])):
-        assert len(K.scipy_gaussian_weights(GLASS[preset][i][0])) == taps
+        assert len(gaussian_weights(GLASS[preset][i][0])) == taps
 
 
 def test_disk_kernels_match_reference():
@@ -259,6 +260,18 @@ def test_glass_shuffle_equals_sequential_loop(h, w, d, n):
         assert (ours != images).mean() > 0.3  # the passes really moved pixels
 
 
+def test_glass_shuffle_paths_agree():
+    """8-bit pixels move packed into one int32 each; other dtypes and one channel move the same."""
+    rng = np.random.default_rng(9)
+    images = torch.from_numpy(rng.integers(0, 256, (3, 3, 30, 27), dtype=np.uint8))
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    offsets = K.glass_offsets(gens, 2, 30, 27, 3, torch.device("cpu"))
+    packed = K.glass_shuffle(images, offsets, 3)
+    assert packed.dtype == torch.uint8 and not torch.equal(packed, images)
+    assert torch.equal(K.glass_shuffle(images.double(), offsets, 3), packed.double())
+    assert torch.equal(K.glass_shuffle(images[:, 1:2], offsets, 3), packed[:, 1:2])
+
+
 def test_glass_offsets_range_and_balance():
     gens = [torch.Generator().manual_seed(0)]
     for d in (1, 2, 3, 4):
@@ -314,7 +327,7 @@ def test_motion_kernel_matches_imagemagick_formula(angle):
         ref = np.stack([np_motion(im.transpose(1, 2, 0), radius, sigma, angle) for im in x])
         ref = ref.transpose(0, 3, 1, 2)
         angles = torch.full((2,), angle, dtype=torch.float64)
-        ours = K.motion_blur(torch.from_numpy(x), radius, sigma, angles).numpy()
+        ours = M.motion_blur_kernel(torch.from_numpy(x), radius, sigma, angles).numpy()
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
         gathered = M.line_blur(torch.from_numpy(x), M.motion_weights(radius, sigma, dtype=torch.float64),
                                *M.motion_offsets(2 * math.ceil(radius) + 1, angles))

@@ -65,7 +65,7 @@ def line_blur(x: torch.Tensor, weights: torch.Tensor, dx: torch.Tensor, dy: torc
     dy = dy.to("cpu", torch.long).clamp(-h, h)
     m = int(max(dx.abs().max().item(), dy.abs().max().item()))
     padded = pad(x, m, m, m, m, "nearest")
-    wts = weights.detach().to("cpu", torch.float64).tolist()
+    wts = weights.detach().to("cpu", torch.float64).tolist()  # Python floats: exact alphas
     if x.device.type == "cpu":
         return _accumulate_views(padded, wts, dx.tolist(), dy.tolist(), m, h, w)
     return _accumulate_gathers(padded, wts, dx.to(x.device), dy.to(x.device), m, h, w)
@@ -102,7 +102,8 @@ def _accumulate_gathers(padded: torch.Tensor, wts: list[float], dx: torch.Tensor
 
 def motion_blur_kernel(x: torch.Tensor, radius: float, sigma: float,
                        angles_deg: torch.Tensor) -> torch.Tensor:
-    """ImageMagick motion blur of each sample of (B, C, H, W) along its own angle (degrees)."""
-    weights = motion_weights(radius, sigma, dtype=x.dtype, device=x.device)
-    dx, dy = motion_offsets(weights.numel(), angles_deg.to(x.device))
+    """ImageMagick motion blur of each sample of (B, C, H, W) along its own angle (degrees),
+    float64 tap weights whatever x's dtype (the one implementation; motion_blur and snow)."""
+    weights = motion_weights(radius, sigma, dtype=torch.float64)
+    dx, dy = motion_offsets(weights.numel(), angles_deg.detach().to("cpu"))
     return line_blur(x, weights, dx, dy)

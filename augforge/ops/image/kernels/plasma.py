@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from augforge.ops.image._threads import draw
+
 
 def next_power_of_two(n: int) -> int:
     """Smallest power of two ≥ n (n ≥ 1)."""
@@ -40,8 +42,7 @@ def plasma_uniforms(mapsize: int, gens: list[torch.Generator], *, device: torch.
                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """All U[0, 1) numbers the fractals consume, (B, noise_count(mapsize)), one draw per generator."""
     check_mapsize(mapsize)
-    count = noise_count(mapsize)
-    return torch.stack([torch.rand(count, generator=g, device=device, dtype=dtype) for g in gens])
+    return draw((noise_count(mapsize),), gens, "uniform", device=torch.device(device), dtype=dtype)
 
 
 def check_mapsize(mapsize: int) -> None:
@@ -50,42 +51,71 @@ def check_mapsize(mapsize: int) -> None:
         raise ValueError(f"plasma fractal mapsize must be a power of two >= 2, got {mapsize}")
 
 
+def _rolled_sum(a: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
+    """a + a.roll(shift, dim) for shift ±1, as two slice adds without a rolled copy."""
+    n = a.shape[dim]
+    dst = torch.empty_like(a)
+    first, last = (0, n - 1) if shift == -1 else (n - 1, 0)  # the element that wraps around
+    body = (0, 1) if shift == -1 else (1, 0)  # dst[i] = a[i] + a[i + 1] (−1) or a[i − 1] (+1)
+    torch.add(a.narrow(dim, body[0], n - 1), a.narrow(dim, body[1], n - 1),
+              out=dst.narrow(dim, body[0], n - 1))
+    torch.add(a.narrow(dim, last, 1), a.narrow(dim, first, 1), out=dst.narrow(dim, last, 1))
+    return dst
+
+
+def _add_rolled_(out: torch.Tensor, a: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
+    """out += a.roll(shift, dim) for shift ±1, with two slice adds instead of a rolled copy."""
+    n = a.shape[dim]
+    lo, hi = (1, 0) if shift == -1 else (0, 1)  # out[i] += a[i + 1] (shift −1) or a[i − 1] (+1)
+    out.narrow(dim, hi, n - 1).add_(a.narrow(dim, lo, n - 1))
+    out.narrow(dim, n - 1 if shift == -1 else 0, 1).add_(a.narrow(dim, 0 if shift == -1 else n - 1, 1))
+    return out
+
+
+def _interleave(corners: torch.Tensor, row_mids: torch.Tensor, col_mids: torch.Tensor,
+                centres: torch.Tensor) -> torch.Tensor:
+    """The next level's (B, 2n, 2n) corner grid from this level's four (B, n, n) point sets."""
+    b, n, _ = corners.shape
+    out = torch.empty(b, n, 2, n, 2, dtype=corners.dtype, device=corners.device)
+    out[:, :, 0, :, 0] = corners
+    out[:, :, 0, :, 1] = row_mids
+    out[:, :, 1, :, 0] = col_mids
+    out[:, :, 1, :, 1] = centres
+    return out.view(b, 2 * n, 2 * n)
+
+
 def plasma_from_uniforms(mapsize: int, decay: float, uniforms: torch.Tensor) -> torch.Tensor:
     """The fractal built from given U[0, 1) numbers, (B, noise_count(mapsize)) -> (B, N, N).
 
     Per level the numbers are consumed in the reference's order: square centres, then edge
-    midpoints on corner rows, then edge midpoints on corner columns (each block row-major)."""
+    midpoints on corner rows, then edge midpoints on corner columns (each block row-major).
+    The points of a level are kept as dense (B, n, n) grids (corners, centres, row and column
+    midpoints) and interleaved into the next level's corners, which avoids strided writes."""
     check_mapsize(mapsize)
     b = uniforms.shape[0]
     if uniforms.shape != (b, noise_count(mapsize)):
         raise ValueError(f"need (B, {noise_count(mapsize)}) uniforms, got {tuple(uniforms.shape)}")
-    m = torch.zeros(b, mapsize, mapsize, device=uniforms.device, dtype=uniforms.dtype)
-    step, wibble, used = mapsize, 100.0, 0
+    corners = torch.zeros(b, 1, 1, device=uniforms.device, dtype=uniforms.dtype)
+    wibble, used = 100.0, 0
 
     def wibbled(total: torch.Tensor) -> torch.Tensor:
+        """total / 4 + wibble · (u · 2·wibble − wibble), in place on the fresh `total`."""
         nonlocal used
         k = total[0].numel()
-        u = uniforms[:, used:used + k].reshape(total.shape)
+        noise = uniforms[:, used:used + k].reshape(total.shape) * (2 * wibble)
         used += k
-        return total / 4 + wibble * (u * (2 * wibble) - wibble)
+        return total.div_(4).add_(noise.sub_(wibble).mul_(wibble))
 
-    while step >= 2:
-        half = step // 2
-        corners = m[:, 0::step, 0::step]
-        acc = corners + corners.roll(-1, dims=1)
-        acc = acc + acc.roll(-1, dims=2)
-        m[:, half::step, half::step] = wibbled(acc)
-        centres = m[:, half::step, half::step]
-        corners = m[:, 0::step, 0::step]
+    while corners.shape[1] < mapsize:
+        centres = wibbled(_rolled_sum(_rolled_sum(corners, -1, 1), -1, 2))
         # edge midpoints on corner rows: centres above/below, corners left/right
-        left_right = centres + centres.roll(1, dims=1) + corners + corners.roll(-1, dims=2)
-        m[:, 0::step, half::step] = wibbled(left_right)
+        row_mids = wibbled(_add_rolled_(_rolled_sum(centres, 1, 1).add_(corners), corners, -1, 2))
         # edge midpoints on corner columns: centres left/right, corners above/below
-        top_bottom = centres + centres.roll(1, dims=2) + corners + corners.roll(-1, dims=1)
-        m[:, half::step, 0::step] = wibbled(top_bottom)
-        step //= 2
+        col_mids = wibbled(_add_rolled_(_rolled_sum(centres, 1, 2).add_(corners), corners, -1, 1))
+        corners = _interleave(corners, row_mids, col_mids, centres)
         wibble /= decay
-    flat = m.reshape(b, -1)
-    flat = flat - flat.min(dim=1, keepdim=True).values
-    flat = flat / flat.max(dim=1, keepdim=True).values
-    return flat.reshape(b, mapsize, mapsize)
+    flat = corners.reshape(b, -1)
+    lo, hi = torch.aminmax(flat, dim=1, keepdim=True)
+    # max(x − lo) = hi − lo exactly: rounding is monotonic, so one pass finds both extremes
+    flat.sub_(lo).div_(hi - lo)
+    return corners

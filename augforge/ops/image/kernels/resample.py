@@ -3,9 +3,9 @@
 `torch.nn.functional.interpolate(mode="area")` equals PIL BOX only for integer factors. PIL builds,
 per output index i, a box of width max(1, in/out) centred at (i + 0.5)·in/out and averages the input
 pixels it covers (libImaging/Resample.c, `precompute_coeffs` with `box_filter`). We build the same
-coefficient matrix (out × in), so a resize is two matmuls and runs on any device. When upsampling,
-every row holds a single 1 (the box is one input pixel wide: source floor((i + 0.5)·in/out)), so
-that pass is an exact index copy (`index_select`) instead of a matmul.
+coefficient matrix (out × in), so a resize is two (banded, tiled) matmuls and runs on any device.
+When upsampling, every row holds a single 1 (the box is one input pixel wide: source
+floor((i + 0.5)·in/out)), so that pass is an exact copy (index_select of rows, or a 0/1 matmul).
 
 For 8-bit images PIL also rounds: coefficients become 22-bit fixed point, the horizontal pass runs
 first and is rounded to uint8 before the vertical pass. `resize_box_levels` reproduces that
@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 
 import torch
+
+from augforge.ops.image.kernels.filters import Tiles, apply_tiles, matrix_tiles, tile_size
 
 _SUPPORT = 0.5  # PIL's box filter support
 PRECISION_BITS = 32 - 8 - 2  # PIL's fixed-point precision for 8-bit resampling
@@ -63,11 +65,23 @@ def _copy_index(in_size: int, out_size: int) -> torch.Tensor | None:
     return w.argmax(dim=1) if one_hot else None
 
 
-def _linear_pass(y: torch.Tensor, coeffs: torch.Tensor, index: torch.Tensor | None, dim: int) -> torch.Tensor:
-    """Apply an (out, in) coefficient matrix along dim -1 or -2 (an index copy when one-hot)."""
-    if index is not None:
+@functools.lru_cache(maxsize=256)
+def _tiles(in_size: int, out_size: int, fixed: bool, tile: int, dtype: torch.dtype, device: str) -> Tiles:
+    """Banded tiles of the float (or 8-bit fixed-point) coefficient matrix."""
+    matrix = box_matrix_fixed(in_size, out_size) if fixed else _box_coefficients(in_size, out_size)
+    return matrix_tiles(matrix, tile, dtype=dtype, device=device)
+
+
+def _linear_pass(y: torch.Tensor, in_size: int, out_size: int, dim: int, *,
+                 fixed: bool = False) -> torch.Tensor:
+    """Apply the (out, in) BOX coefficients along dim -1 or -2 as banded matmuls. A one-hot
+    (upsampling) pass copies rows with index_select; along columns it stays a 0/1 matmul on the
+    CPU, which is exact and much faster there than a gather."""
+    index = _copy_index(in_size, out_size)
+    if index is not None and (dim in (-2, y.ndim - 2) or y.device.type != "cpu"):
         return y.index_select(dim, index.to(y.device))
-    return y @ coeffs.T if dim == -1 else coeffs @ y
+    tiles = _tiles(in_size, out_size, fixed and index is None, tile_size(y, out_size), y.dtype, str(y.device))
+    return apply_tiles(y, tiles, dim)
 
 
 def resize_box(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -77,9 +91,9 @@ def resize_box(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out_h, out_w = size
     y = x
     if out_w != w:
-        y = _linear_pass(y, box_matrix(w, out_w, dtype=x.dtype, device=x.device), _copy_index(w, out_w), -1)
+        y = _linear_pass(y, w, out_w, -1)
     if out_h != h:
-        y = _linear_pass(y, box_matrix(h, out_h, dtype=x.dtype, device=x.device), _copy_index(h, out_h), -2)
+        y = _linear_pass(y, h, out_h, -2)
     return y if y is not x else x.clone()
 
 
@@ -103,11 +117,9 @@ def resize_box_levels(levels: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     for dim, n_in, n_out in ((-1, w, out_w), (-2, h, out_h)):
         if n_out == n_in:
             continue
-        index = _copy_index(n_in, n_out)
-        if index is not None:  # weight 2**22 on one pixel: the 8-bit result is that pixel
-            y = y.index_select(dim, index.to(y.device))
-        else:
-            y = _fixed_round(_linear_pass(y, box_matrix_fixed(n_in, n_out, device=y.device), None, dim))
+        y = _linear_pass(y, n_in, n_out, dim, fixed=True)
+        if _copy_index(n_in, n_out) is None:  # weight 2**22 on one pixel: the result is that pixel
+            y = _fixed_round(y)
     return y if y is not levels else levels.clone()
 
 

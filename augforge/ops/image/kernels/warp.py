@@ -6,37 +6,17 @@
   express scipy `reflect` (half-sample symmetric) or fold pads larger than the image.
 - `warp_affine`: cv2.warpAffine (src→dst matrix, inverted internally, REFLECT_101 = 'mirror').
 - `affine_from_points`: cv2.getAffineTransform for a batch of 3-point pairs.
-- `smooth_matrix` / `gaussian_smooth2d`: a 1-D correlation with a border mode written as an n×n
-  matrix, so any Gaussian (even elastic s1's 1025 taps on 224 px) costs two small matmuls.
 - `zoom_corner_aligned`, `clipped_zoom`: scipy `zoom(order=1)` and ImageNet-C's clipped zoom.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
-from augforge.ops.image.kernels.filters import gaussian_kernel1d, pad
-
-
-def fold_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
-    """Map integer indices (any range) into [0, n) with a scipy border mode."""
-    if mode == "nearest":
-        return i.clamp(0, n - 1)
-    if mode == "wrap":
-        return i.remainder(n)
-    if mode == "reflect":  # half-sample symmetric: d c b a | a b c d
-        j = i.remainder(2 * n)
-        return torch.where(j >= n, 2 * n - 1 - j, j)
-    if mode == "mirror":  # whole-sample symmetric = cv2 REFLECT_101: d c b | a b c d
-        if n == 1:
-            return torch.zeros_like(i)
-        j = i.remainder(2 * n - 2)
-        return torch.where(j >= n, 2 * n - 2 - j, j)
-    raise ValueError(f"unknown border mode {mode!r}; choose nearest, wrap, reflect or mirror")
+from augforge.ops.image.kernels.filters import pad
 
 
 def fold_coordinate(c: torch.Tensor, n: int, mode: str) -> torch.Tensor:
@@ -75,9 +55,10 @@ def sample_bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mod
     q = fold_coordinate(cols.to(x.dtype), w, mode)
     src = pad(x, 0, 1, 0, 1, "wrap") if mode == "wrap" else x
     hs, ws = src.shape[-2:]
-    gx = q * (2.0 / max(ws - 1, 1)) - 1.0
-    gy = r * (2.0 / max(hs - 1, 1)) - 1.0
-    grid = torch.stack([gx, gy], dim=-1)
+    grid = torch.empty((*q.shape, 2), dtype=q.dtype, device=q.device)  # (x, y) interleaved
+    torch.mul(q, 2.0 / max(ws - 1, 1), out=grid[..., 0])
+    torch.mul(r, 2.0 / max(hs - 1, 1), out=grid[..., 1])
+    grid.sub_(1.0)
     return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
@@ -101,52 +82,23 @@ def warp_affine(x: torch.Tensor, matrix: torch.Tensor, mode: str = "mirror") -> 
     inv = torch.linalg.inv(full)
     ys = torch.arange(h, dtype=torch.float64, device=x.device).view(1, h, 1)
     xs = torch.arange(w, dtype=torch.float64, device=x.device).view(1, 1, w)
-    sx = inv[:, 0, 0].view(b, 1, 1) * xs + inv[:, 0, 1].view(b, 1, 1) * ys + inv[:, 0, 2].view(b, 1, 1)
-    sy = inv[:, 1, 0].view(b, 1, 1) * xs + inv[:, 1, 1].view(b, 1, 1) * ys + inv[:, 1, 2].view(b, 1, 1)
+    # (a·x + b·y) + c per pixel, with a·x and b·y formed once per column and per row
+    sx = (inv[:, 0, 0].view(b, 1, 1) * xs + inv[:, 0, 1].view(b, 1, 1) * ys).add_(inv[:, 0, 2].view(b, 1, 1))
+    sy = (inv[:, 1, 0].view(b, 1, 1) * xs + inv[:, 1, 1].view(b, 1, 1) * ys).add_(inv[:, 1, 2].view(b, 1, 1))
     return sample_bilinear(x, sy, sx, mode)
 
 
-@functools.lru_cache(maxsize=64)
-def _smooth_matrix_cpu(n: int, sigma: float, truncate: float, mode: str) -> torch.Tensor:
-    return smooth_matrix(n, gaussian_kernel1d(sigma, truncate), mode, dtype=torch.float64)
-
-
-def smooth_matrix(n: int, kernel: torch.Tensor, mode: str, *, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """The n×n matrix A with (A·v)[i] = Σ_k kernel[k] · v[fold(i + k − r)], r = len(kernel)//2:
-    a centred 1-D correlation with a scipy border mode, for kernels of any length."""
-    k = kernel.to(torch.float64).cpu()
-    r = (k.numel() - 1) // 2
-    i = torch.arange(n).view(n, 1)
-    off = torch.arange(k.numel()).view(1, -1) - r
-    src = fold_index(i + off, n, mode)
-    a = torch.zeros(n, n, dtype=torch.float64)
-    a.scatter_add_(1, src, k.view(1, -1).expand(n, -1).contiguous())
-    return a.to(dtype=dtype, device=device)
-
-
-def gaussian_smooth2d(x: torch.Tensor, sigma: float, *, mode: str = "nearest",
-                      truncate: float = 4.0) -> torch.Tensor:
-    """scipy.ndimage.gaussian_filter over the last two dims of (..., H, W) as A_h · X · A_wᵀ.
-
-    Exact for kernels longer than the image (repeated folding), and on CPU several times faster
-    than direct convolution for the kernel sizes ImageNet-C uses. σ ≤ 0 returns x unchanged.
-    Defaults are skimage.filters.gaussian's (mode nearest, truncate 4).
-    """
-    if sigma <= 0:
-        return x
-    h, w = x.shape[-2:]
-    a_h = _smooth_matrix_cpu(h, float(sigma), float(truncate), mode).to(dtype=x.dtype, device=x.device)
-    a_w = a_h if w == h else _smooth_matrix_cpu(w, float(sigma), float(truncate), mode).to(
-        dtype=x.dtype, device=x.device)
-    return a_h @ x @ a_w.T
-
-
 def zoom_corner_aligned(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """scipy.ndimage.zoom(order=1) over H and W: output side round(n·z), corner-aligned grid."""
+    """scipy.ndimage.zoom(order=1) over H and W of (..., H, W): output side round(n·z),
+    corner-aligned grid. All planes go in as channels of one image, except that three planes go
+    in as three images: torch's CPU kernel is several times slower on 3-channel images, and
+    fastest on many channels (same values up to float rounding)."""
     h, w = x.shape[-2:]
     size = (round(h * factor), round(w * factor))
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    planes = x.reshape(1, -1, h, w)
+    if planes.shape[1] == 3:
+        planes = planes.view(3, 1, h, w)
+    return F.interpolate(planes, size=size, mode="bilinear", align_corners=True).reshape(*x.shape[:-2], *size)
 
 
 def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
