@@ -14,7 +14,7 @@ def noisy():
         """Add noise."""
 
         PARAMS = ("sigma",)
-        TABLES = {"p": [(0.1,), (0.2,), (0.3,), (0.4,), (0.5,)]}
+        TABLES = {"p": [(0.1,), (0.2,), (0.3,), (0.4,), (0.5,)]}  # noqa: RUF012
 
         def apply(self, x, gens):
             noise = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in gens])

@@ -16,7 +16,10 @@ def toy_op():
         """Scale pixel values."""
 
         PARAMS = ("factor",)
-        TABLES = {"a": [(0.9,), (0.8,), (0.7,), (0.6,), (0.5,)], "b": [(1.0,), (0.5,), (0.4,), (0.3,), (0.2,)]}
+        TABLES = {  # noqa: RUF012
+            "a": [(0.9,), (0.8,), (0.7,), (0.6,), (0.5,)],
+            "b": [(1.0,), (0.5,), (0.4,), (0.3,), (0.2,)],
+        }
 
         def check_params(self, params):
             if params["factor"] < 0:

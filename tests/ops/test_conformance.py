@@ -14,7 +14,9 @@ IDS = [s.name for s in IMAGE_SPECS]
 CUDA = torch.cuda.is_available()
 
 
-def batch(b: int = 2, c: int = 3, h: int = 32, w: int = 40, *, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
+def batch(
+    b: int = 2, c: int = 3, h: int = 32, w: int = 40, *, seed: int = 0, dtype=torch.float32
+) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     # Smooth-ish content: a gradient plus texture, so blur/colour ops change something.
     base = torch.rand(b, c, h, w, generator=g, dtype=torch.float64)
