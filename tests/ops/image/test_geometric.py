@@ -20,10 +20,9 @@ from augforge.ops.image import geometric as G
 from augforge.ops.image.kernels.filters import fold_index, gaussian_filter
 from augforge.ops.image.kernels.warp import affine_from_points, sample_bilinear, warp_affine
 
-from .metrics import mean_psnr, mean_ssim
+from .metrics import assert_close_stats, assert_nearly_equal, mean_psnr
 
 LEVELS = (1, 2, 3, 4, 5)
-PSNR_DB, SSIM_TOL = 0.5, 0.02
 SIZES = {"imagenet": 224, "cifar": 32, "tiny": 64}
 ELASTIC = {  # (alpha, sigma, affine jitter) in px at the preset's size
     "imagenet": [(244 * 2, 244 * 0.7, 244 * 0.1), (244 * 2, 244 * 0.08, 244 * 0.2),
@@ -73,21 +72,6 @@ def matched(images: np.ndarray, severity: int, preset: str, seed: int) -> tuple[
     u = noise.double().numpy()
     want = np.stack([ref_elastic(im, c, shifts[i].numpy(), u[i, 0], u[i, 1]) for i, im in enumerate(images)])
     return got, want
-
-
-def assert_close_stats(clean, got, want, label):
-    gp, wp = mean_psnr(clean, got), mean_psnr(clean, want)
-    gs, ws = mean_ssim(clean, got), mean_ssim(clean, want)
-    assert abs(gp - wp) < PSNR_DB, f"{label}: PSNR ours {gp:.3f} dB vs reference {wp:.3f} dB"
-    assert abs(gs - ws) < SSIM_TOL, f"{label}: SSIM ours {gs:.4f} vs reference {ws:.4f}"
-
-
-def assert_nearly_equal(got: np.ndarray, want: np.ndarray, label: str) -> None:
-    """Same draws, so the 8-bit outputs agree except for float rounding at truncation edges:
-    under 3 % of values off by one level, (almost) none by more."""
-    d = np.abs(got.astype(int) - want.astype(int))
-    assert (d > 0).mean() < 0.03, f"{label}: {(d > 0).mean():.2%} of values differ"
-    assert (d > 1).mean() < 1e-4, f"{label}: {(d > 1).mean():.3%} of values differ by more than 1 level"
 
 
 # --------------------------------------------------------------------------- fidelity

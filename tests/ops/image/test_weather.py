@@ -37,7 +37,7 @@ from augforge.ops.image.kernels.plasma import (
     plasma_uniforms,
 )
 
-from .metrics import mean_psnr, mean_ssim, psnr, ssim
+from .metrics import assert_close_stats, assert_nearly_equal, psnr, ssim
 from .reference import _ic, reference_corrupt
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -228,21 +228,6 @@ def matched_reference(images: np.ndarray, name: str, severity: int, preset: str,
         return np.stack(out)
     c = SPATTER[preset][severity - 1]
     return np.stack([ref_spatter(im, c, z) for im, z in zip(images, noise, strict=True)])
-
-
-def assert_close_stats(clean, got, want, label, psnr_tol=PSNR_DB, ssim_tol=SSIM_TOL):
-    gp, wp = mean_psnr(clean, got), mean_psnr(clean, want)
-    gs, ws = mean_ssim(clean, got), mean_ssim(clean, want)
-    assert abs(gp - wp) < psnr_tol, f"{label}: PSNR ours {gp:.3f} dB vs reference {wp:.3f} dB"
-    assert abs(gs - ws) < ssim_tol, f"{label}: SSIM ours {gs:.4f} vs reference {ws:.4f}"
-
-
-def assert_nearly_equal(got: np.ndarray, want: np.ndarray, label: str) -> None:
-    """Same draws, so the 8-bit outputs agree except for float rounding at truncation edges:
-    under 3 % of values off by one level, (almost) none by more."""
-    d = np.abs(got.astype(int) - want.astype(int))
-    assert (d > 0).mean() < 0.03, f"{label}: {(d > 0).mean():.2%} of values differ"
-    assert (d > 1).mean() < 1e-4, f"{label}: {(d > 1).mean():.3%} of values differ by more than 1 level"
 
 
 # --------------------------------------------------------------------------- fidelity
