@@ -1,10 +1,14 @@
 """Images/s of augforge's ImageNet-C ops against imagecorruptions and albumentations, same run.
 
-augforge runs batched (default batch 64) on float tensors; imagecorruptions (the faithful
-incumbent) and albumentations' nearest transform (the fast incumbent) run per uint8 picture, as
-users call them. All three see the same pictures. The three are timed in interleaved rounds and
-each keeps its best round, so a burst of load from other processes does not land on one side
-only. Prints a table and writes benchmarks/results/bench_image_ops.json.
+augforge runs batched (default batch 64) on float (B, C, H, W) tensors and, for the ops with an
+8-bit path (`op.takes_uint8()`: pixelate, jpeg_compression, whose reference hands uint8 to PIL),
+also on uint8 (B, C, H, W) tensors; imagecorruptions (the faithful incumbent) and albumentations'
+nearest transform (the fast incumbent) run per uint8 HWC picture, as users call them. All see the
+same pictures. The x-factors compare each library on the input it takes natively (augforge: uint8
+where the op has the 8-bit path, else float32); the float-input factors are kept beside them.
+The libraries are timed in interleaved rounds and each keeps its best round, so a burst of load
+from other processes does not land on one side only. Prints a table and writes
+benchmarks/results/bench_image_ops.json.
 
     .venv/bin/python benchmarks/bench_image_ops.py [--sizes 224,32] [--ops fog,snow] [--device cpu,cuda]
 """
@@ -94,6 +98,9 @@ def measure_op(name: str, size: int, preset: str, pics: np.ndarray, args: argpar
     rec: dict[str, object] = {"op": name, "size": size, "preset": preset, "batch": args.batch}
     op = build_op(name, args.severity, preset=preset)
     ours = {d: to_float(pics).to(d) for d in args.device.split(",")}
+    if op.takes_uint8():  # the documented 8-bit path: uint8 (B, C, H, W) in and out
+        chw = torch.from_numpy(pics).permute(0, 3, 1, 2).contiguous()
+        ours.update({f"{d}_uint8": chw.to(d) for d in args.device.split(",")})
     for x in ours.values():
         op(x, 0)  # warm-up (caches, thread pools)
     factory = ALBUMENTATIONS.get(name)
@@ -116,10 +123,14 @@ def measure_op(name: str, size: int, preset: str, pics: np.ndarray, args: argpar
         rec[f"augforge_{device}_img_s"] = 1.0 / best[device]
     for key in incumbents:
         rec[f"{key}_img_s"] = 1.0 / best[key]
-    cpu = float(rec["augforge_cpu_img_s"])
-    rec["x_imagecorruptions"] = cpu / float(rec["imagecorruptions_img_s"])
+    uint8 = "cpu_uint8" in ours
+    rec["augforge_input"] = "uint8" if uint8 else "float32"
+    cpu = float(rec["augforge_cpu_uint8_img_s" if uint8 else "augforge_cpu_img_s"])
+    cpu_float = float(rec["augforge_cpu_img_s"])
     alb = rec.get("albumentations_img_s")
-    rec["x_albumentations"] = cpu / float(alb) if alb else None
+    for suffix, ours_img_s in (("", cpu), ("_float_input", cpu_float)):
+        rec[f"x_imagecorruptions{suffix}"] = ours_img_s / float(rec["imagecorruptions_img_s"])
+        rec[f"x_albumentations{suffix}"] = ours_img_s / float(alb) if alb else None
     return rec
 
 
@@ -148,21 +159,26 @@ def main() -> None:
                 rec = measure_op(name, size, preset, pics, args, reference_corrupt)
             records.append(rec)
             cpu, alb = float(rec["augforge_cpu_img_s"]), rec.get("albumentations_img_s")
-            rows.append([name, size, cpu, rec.get("augforge_cuda_img_s", "-"), rec["imagecorruptions_img_s"],
+            rows.append([name, size, rec["augforge_input"], cpu, rec.get("augforge_cpu_uint8_img_s", "-"),
+                         rec.get("augforge_cuda_img_s", "-"), rec["imagecorruptions_img_s"],
                          alb or "-", rec["x_imagecorruptions"], rec["x_albumentations"] or "-"])
             print(f"  {name}@{size}: {cpu:.0f} img/s (x{rec['x_imagecorruptions']:.2f} imagecorruptions)",
                   flush=True)
-    print_table(["op", "size", "augforge cpu img/s", "cuda img/s", "imagecorruptions img/s",
-                 "albumentations img/s", "x imagecorruptions", "x albumentations"], rows)
+    print_table(["op", "size", "augforge input", "augforge cpu img/s (float)", "cpu img/s (uint8)",
+                 "cuda img/s", "imagecorruptions img/s", "albumentations img/s", "x imagecorruptions",
+                 "x albumentations"], rows)
     summary = {}
     for size in sorted({r["size"] for r in records}, reverse=True):
         sel = [r for r in records if r["size"] == size]
-        summary[str(size)] = {
-            "geomean_x_imagecorruptions": geomean([float(r["x_imagecorruptions"]) for r in sel]),
-            "min_x_imagecorruptions": min(float(r["x_imagecorruptions"]) for r in sel),
-            "geomean_x_albumentations": geomean([float(r["x_albumentations"]) for r in sel
-                                                 if r["x_albumentations"]]),
-        }
+        summary[str(size)] = {}
+        for suffix in ("", "_float_input"):
+            summary[str(size)].update({
+                f"geomean_x_imagecorruptions{suffix}": geomean([float(r[f"x_imagecorruptions{suffix}"])
+                                                                for r in sel]),
+                f"min_x_imagecorruptions{suffix}": min(float(r[f"x_imagecorruptions{suffix}"]) for r in sel),
+                f"geomean_x_albumentations{suffix}": geomean(
+                    [float(r[f"x_albumentations{suffix}"]) for r in sel if r[f"x_albumentations{suffix}"]]),
+            })
     print(summary)
     out = None if args.out is None else Path(args.out)
     path = write_json("bench_image_ops", {"env": environment(), "args": vars(args), "results": records,

@@ -7,6 +7,11 @@ which is what makes outputs independent of batching. The same property lets the 
 a large CPU batch to `apply` in blocks of samples (`CPU_BLOCK`): each block's temporaries stay
 in the CPU cache instead of being paged in afresh, which is several times faster for chains of
 elementwise passes and changes no output.
+
+Ops may also implement `apply_uint8` (so far those whose reference works on 8-bit pictures: PIL's
+JPEG codec and BOX resize): then a uint8 (B, C, H, W) batch of levels 0..255 is accepted and
+returned as uint8, equal to `to_uint8(op(to_float(x)), mode="truncate")` (the reference savers'
+conversion; exact levels for those ops) without the float round trip. Other ops reject uint8.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from augforge.core.errors import InvalidInputError, InvalidParameterError, Inval
 from augforge.core.memory import empty_like
 from augforge.core.registry import OpSpec
 from augforge.core.seeding import default_keys, generator_for, sample_generators
-from augforge.core.validation import check_image_batch
+from augforge.core.validation import MIN_SIDE, check_image_batch
 
 Rng = int | torch.Generator | Sequence[torch.Generator] | None
 
@@ -76,6 +81,16 @@ class Op:
         """The batched kernel: (B, C, H, W) float32/64 in [0, 1] -> same shape in [0, 1]."""
         raise NotImplementedError
 
+    def apply_uint8(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        """Optional 8-bit kernel: uint8 (B, C, H, W) -> uint8, equal to the float path on x / 255
+        followed by the reference savers' truncation (see the module docstring)."""
+        raise NotImplementedError
+
+    @classmethod
+    def takes_uint8(cls) -> bool:
+        """Whether the op accepts uint8 batches (it implements `apply_uint8`)."""
+        return cls.apply_uint8 is not Op.apply_uint8
+
     def generators(self, rng: Rng, batch: int, device: torch.device,
                    keys: Sequence[str] | None) -> list[torch.Generator]:
         """Resolve `rng` (seed, generator or per-sample generators) into one generator per sample."""
@@ -103,7 +118,12 @@ class Op:
     def __call__(self, x: torch.Tensor, rng: Rng = None, *,
                  keys: Sequence[str] | None = None) -> torch.Tensor:
         """Corrupt a batch. `rng`: an int seed (per-sample seeds are derived from it and `keys`),
-        a torch.Generator, or a list of per-sample generators. Deterministic ops ignore it."""
+        a torch.Generator, or a list of per-sample generators. Deterministic ops ignore it.
+        uint8 batches are accepted by ops that implement `apply_uint8` (see `takes_uint8`)."""
+        if isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and self.takes_uint8():
+            _check_uint8_batch(x, self.spec.name)
+            gens = None if self.spec.deterministic else self.generators(rng, x.shape[0], x.device, keys)
+            return self.apply_uint8(x, gens)
         check_image_batch(x, name=self.spec.name)
         b = x.shape[0]
         gens = None if self.spec.deterministic else self.generators(rng, b, x.device, keys)
@@ -128,3 +148,16 @@ class Op:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}(severity={self.severity}, preset={self.preset!r}, {args})"
+
+
+def _check_uint8_batch(x: torch.Tensor, name: str) -> None:
+    """The shape checks of check_image_batch for a uint8 batch (every uint8 value is a level)."""
+    if x.ndim != 4:
+        raise InvalidInputError(f"{name}: expected shape (B, C, H, W), got {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    if b == 0:
+        raise InvalidInputError(f"{name}: empty batch")
+    if c not in (1, 3):
+        raise InvalidInputError(f"{name}: expected 1 or 3 channels, got C={c} (shape {tuple(x.shape)})")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise InvalidInputError(f"{name}: images must be at least {MIN_SIDE}x{MIN_SIDE}, got {h}x{w}")

@@ -14,7 +14,7 @@ import torch
 from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import real
-from augforge.ops.image.kernels.color import as_rgb, hsv_to_rgb, rgb_to_gray, rgb_to_hsv
+from augforge.ops.image.kernels.color import as_rgb, rgb_to_gray, scale_saturation, shift_value
 
 REFERENCE = (
     "Hendrycks & Dietterich, ICLR 2019: ImageNet-C / CIFAR-10-C / Tiny-ImageNet-C "
@@ -37,31 +37,21 @@ def _on_rgb(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torc
 
 
 def brightness(x: torch.Tensor, delta: float) -> torch.Tensor:
-    """RGB -> HSV, V <- clip(V + delta, 0, 1), -> RGB."""
-
-    def shift_value(rgb: torch.Tensor) -> torch.Tensor:
-        hsv = rgb_to_hsv(rgb)
-        hsv[..., 2, :, :].add_(delta).clamp_(0.0, 1.0)
-        return hsv_to_rgb(hsv)
-
-    return _on_rgb(x, shift_value)
+    """RGB -> HSV, V <- clip(V + delta, 0, 1), -> RGB (in closed form: kernels.color.shift_value)."""
+    return _on_rgb(x, lambda rgb: shift_value(rgb, delta))
 
 
 def contrast(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """(x - mean_c) · factor + mean_c with the spatial mean of each channel, clipped."""
+    """(x - mean_c) · factor + mean_c with the spatial mean of each channel, clipped; formed as
+    x · factor + mean_c · (1 − factor), one pass over the picture."""
     means = x.mean(dim=(-2, -1), keepdim=True)
-    return (x - means).mul_(factor).add_(means).clamp_(0.0, 1.0)
+    return torch.add(means.mul_(1.0 - factor), x, alpha=factor).clamp_(0.0, 1.0)
 
 
 def saturate(x: torch.Tensor, mult: float, offset: float) -> torch.Tensor:
-    """RGB -> HSV, S <- clip(S · mult + offset, 0, 1), -> RGB."""
-
-    def scale_saturation(rgb: torch.Tensor) -> torch.Tensor:
-        hsv = rgb_to_hsv(rgb)
-        hsv[..., 1, :, :].mul_(mult).add_(offset).clamp_(0.0, 1.0)
-        return hsv_to_rgb(hsv)
-
-    return _on_rgb(x, scale_saturation)
+    """RGB -> HSV, S <- clip(S · mult + offset, 0, 1), -> RGB (in closed form:
+    kernels.color.scale_saturation)."""
+    return _on_rgb(x, lambda rgb: scale_saturation(rgb, mult, offset))
 
 
 # --------------------------------------------------------------------------- registered ops

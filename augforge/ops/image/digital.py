@@ -7,6 +7,7 @@ with round(x · 255) (this inverts k / 255 exactly) and the output is k / 255.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,44 +18,109 @@ from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import integer, real
 from augforge.ops.image._threads import for_each_sample
-from augforge.ops.image.kernels.resample import resize_box, resize_box_levels, to_levels
+from augforge.ops.image.kernels.resample import copy_index, resize_box, resize_box_levels, to_levels
 
 REFERENCE = (
     "Hendrycks & Dietterich, ICLR 2019: ImageNet-C / CIFAR-10-C / Tiny-ImageNet-C "
     "(hendrycks/robustness make_imagenet_c.py, make_cifar_c.py, make_tinyimagenet_c.py)"
 )
+UINT8_NOTE = (
+    "Fast path: a uint8 (B, C, H, W) batch of levels is also accepted and returned as uint8 (the "
+    "reference hands PIL uint8 pictures too), with the same levels as the float path and no float "
+    "round trip."
+)
+# Pictures from this size on are pixelated by PIL per image on the CPU; below it the batched
+# matrix products are faster (measured crossover: about 64² for uint8 and 96² for float input).
+PIL_MIN_PIXELS = 80 * 80
 PRESET_NOTE = "Presets: imagenet (224 px), cifar (CIFAR-10-C, 32 px), tiny (Tiny-ImageNet-C, 64 px)."
 
 
 # --------------------------------------------------------------------------- kernels
 
 
-def _jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
-    """Encode one uint8 HWC (C = 1 or 3) picture with PIL at `quality` and decode it."""
-    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+def _levels(x: np.ndarray) -> np.ndarray:
+    """float [0, 1] array -> uint8 round(x·255) (half to even, as torch.round), clipped to 0..255,
+    equal to the float64 computation. A float32 product rounds to the right level unless it
+    lands exactly on k + ½ (monotone rounding cannot cross k + ½ otherwise); 128 float32 inputs do,
+    and then the image is redone in float64, where x·255 is exact."""
+    if x.dtype == np.float32:
+        product = np.multiply(x, np.float32(255.0))
+        levels = np.rint(product)
+        offset = np.subtract(product, levels, out=product)
+        if offset.max(initial=0.0) < 0.5 and offset.min(initial=0.0) > -0.5:
+            return np.clip(levels, 0.0, 255.0, out=levels).astype(np.uint8)
+    levels = np.multiply(x, 255.0, dtype=np.float64)
+    np.rint(levels, out=levels)
+    return np.clip(levels, 0.0, 255.0, out=levels).astype(np.uint8)
+
+
+def _per_image(fn: Callable[[np.ndarray, np.ndarray], None], x: torch.Tensor) -> torch.Tensor:
+    """Run `fn(src, out)` (uint8 (C, H, W) picture -> out, same shape) on every image of a batch
+    on the CPU, several at once (PIL and numpy release the GIL; no torch kernel runs on the pool
+    threads). uint8 input gives uint8 out. Float input is rounded to levels round(x·255) first
+    and the result is k / 255 in its dtype (the value float64 k / 255 rounds to), each image's
+    conversions on its own thread. Returns on x's device."""
+    if x.dtype == torch.uint8:
+        src = x.detach().cpu().contiguous().numpy()
+        done = np.empty(src.shape, dtype=np.uint8)
+        for_each_sample(lambda i: fn(src[i], done[i]), len(src))
+        return torch.from_numpy(done).to(x.device)
+    work = x.detach().cpu()
+    if work.dtype not in (torch.float32, torch.float64):
+        work = work.float()
+    floats = work.contiguous().numpy()
+    result = np.empty(floats.shape, dtype=floats.dtype)
+    if floats[0, 0].size < PIL_MIN_PIXELS:  # small pictures: convert the batch in one go
+        levels = _levels(floats)
+        for_each_sample(lambda i: fn(levels[i], levels[i]), len(floats))
+        np.divide(levels, 255.0, out=result, dtype=result.dtype)
+        return torch.from_numpy(result).to(x.device, x.dtype)
+
+    def one(i: int) -> None:
+        levels = _levels(floats[i])
+        fn(levels, levels)  # in place: fn reads src fully before it writes out
+        np.divide(levels, 255.0, out=result[i], dtype=result.dtype)
+
+    for_each_sample(one, len(floats))
+    return torch.from_numpy(result).to(x.device, x.dtype)
+
+
+def _pil(chw: np.ndarray) -> Image.Image:
+    """uint8 (C, H, W), C = 1 or 3 -> PIL image, mode 'L' or 'RGB'. Large pictures' planes are
+    merged by PIL, which is much cheaper than a numpy transpose; small ones are transposed (fewer
+    calls)."""
+    c, h, w = chw.shape
+    if c == 3 and h * w < PIL_MIN_PIXELS:
+        return Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0)))
+    planes = [Image.frombuffer("L", (w, h), np.ascontiguousarray(p), "raw", "L", 0, 1) for p in chw]
+    return planes[0] if c == 1 else Image.merge("RGB", planes)
+
+
+def _into_chw(pil: Image.Image, out: np.ndarray) -> None:
+    """Copy a PIL 'L' or 'RGB' image into a uint8 (C, H, W) array (large ones band by band)."""
+    if pil.mode == "L" or out[0].size < PIL_MIN_PIXELS:
+        array = np.asarray(pil)
+        out[...] = array if array.ndim == 2 else array.transpose(2, 0, 1)
+        return
+    for c, band in enumerate(pil.split()):
+        out[c] = np.asarray(band)
+
+
+def _jpeg_roundtrip(src: np.ndarray, out: np.ndarray, quality: int) -> None:
+    """Encode one uint8 (C, H, W) picture (C = 1 or 3) with PIL at `quality`, decode it into out."""
+    pil = _pil(src)
     buffer = io.BytesIO()
     pil.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
     with Image.open(buffer) as decoded:
-        out = np.asarray(decoded if decoded.mode == pil.mode else decoded.convert(pil.mode))
-    return out[..., None] if out.ndim == 2 else out
+        _into_chw(decoded if decoded.mode == pil.mode else decoded.convert(pil.mode), out)
 
 
 def jpeg_compression(x: torch.Tensor, quality: int) -> torch.Tensor:
     """PIL JPEG encode/decode of each image (libjpeg, PIL defaults: 4:2:0 chroma subsampling for
-    RGB, mode 'L' for one channel). The codec runs on the CPU, several images at once (PIL
-    releases the GIL); the result returns to x's device and dtype."""
-    b, c, h, w = x.shape
-    hwc = torch.empty((b, h, w, c), dtype=torch.uint8)
-    hwc.copy_(to_levels(x.detach()).permute(0, 2, 3, 1))  # round(x·255) in float64, as uint8 HWC
-    src = hwc.numpy()
-    decoded = np.empty_like(src)
-
-    def one(i: int) -> None:
-        decoded[i] = _jpeg_roundtrip(src[i], quality)
-
-    for_each_sample(one, b)
-    return torch.from_numpy(decoded).to(x.device).permute(0, 3, 1, 2).to(x.dtype).div_(255.0)
+    RGB, mode 'L' for one channel). The codec runs on the CPU, several images at once; the result
+    returns to x's device and dtype. x: float in [0, 1] (rounded to levels first) or uint8 levels."""
+    return _per_image(lambda src, out: _jpeg_roundtrip(src, out, quality), x)
 
 
 def pixelate_size(height: int, width: int, scale: float) -> tuple[int, int]:
@@ -62,14 +128,43 @@ def pixelate_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, int(height * scale)), max(1, int(width * scale))
 
 
+def _pixelate_pil(src: np.ndarray, out: np.ndarray, small_size: tuple[int, int],
+                  rows: np.ndarray, cols: np.ndarray) -> None:
+    """One uint8 (C, H, W) picture: PIL BOX down to small_size, horizontal pass then vertical (as
+    `resize_box_levels` and Pillow <= 12 order them), then BOX up, which copies source pixel
+    rows[i], cols[j] (floor((i + ½)·in/out)): two np.take gathers straight into out."""
+    _, h, w = src.shape
+    small_h, small_w = small_size
+    pil = _pil(src)
+    if small_w != w:
+        pil = pil.resize((small_w, h), Image.Resampling.BOX)
+    if small_h != h:
+        pil = pil.resize((small_w, small_h), Image.Resampling.BOX)
+    small = np.asarray(pil)
+    small = small[None] if small.ndim == 2 else small.transpose(2, 0, 1)
+    np.take(np.take(small, cols, axis=2), rows, axis=1, out=out)
+
+
 def pixelate(x: torch.Tensor, scale: float) -> torch.Tensor:
     """PIL BOX down to pixelate_size(H, W, scale), then BOX back up to H×W, 8-bit like PIL.
 
-    The vertical and horizontal passes are separable matrix products (kernels.resample), so this
-    runs on any device and is bit-exact to PIL's 8-bit resampler.
+    On the CPU, pictures of PIL_MIN_PIXELS or more go through PIL itself (several at once);
+    smaller ones, and all on other devices, go through separable matrix products over the whole
+    batch (kernels.resample), bit-exact to PIL's 8-bit resampler, so both give the same result.
+    x: float in [0, 1] (rounded to levels first) or uint8 levels; the result has x's dtype.
     """
     h, w = x.shape[-2:]
-    small = resize_box_levels(to_levels(x), pixelate_size(h, w, scale))
+    small_size = pixelate_size(h, w, scale)
+    if x.device.type == "cpu" and h * w >= PIL_MIN_PIXELS:
+        # index tables on this thread (pool threads run no torch kernels); upsampling is a copy
+        rows, cols = copy_index(small_size[0], h), copy_index(small_size[1], w)
+        assert rows is not None and cols is not None
+        r, c = rows.numpy(), cols.numpy()
+        return _per_image(lambda src, out: _pixelate_pil(src, out, small_size, r, c), x)
+    levels = x.to(torch.float64) if x.dtype == torch.uint8 else to_levels(x)
+    small = resize_box_levels(levels, small_size)
+    if x.dtype == torch.uint8:  # the upsampling copy is exact in float32 too, and cheaper
+        return resize_box(small.to(torch.float32), (h, w)).to(torch.uint8)
     # BOX upsampling copies pixels, so it can run on the small image's values in x's dtype.
     return resize_box((small / 255.0).to(x.dtype), (h, w))
 
@@ -84,11 +179,14 @@ def pixelate(x: torch.Tensor, scale: float) -> torch.Tensor:
     deterministic=True,
     notes="Real PIL/libjpeg encode+decode at `quality` (PIL defaults, 4:2:0 chroma), per image on the "
     "CPU; input rounded to uint8, output k/255; CUDA inputs are copied to the CPU and back. "
-    "1-channel images are encoded as PIL mode 'L' (imagecorruptions goes via RGB). " + PRESET_NOTE,
+    "1-channel images are encoded as PIL mode 'L' (imagecorruptions goes via RGB). " + UINT8_NOTE + " "
+    + PRESET_NOTE,
     tags=("digital", "imagenet-c"),
 )
 class JpegCompression(Op):
     """JPEG compression artefacts (ImageNet-C jpeg_compression)."""
+
+    CPU_BLOCK = 0  # the kernel works image by image on its own threads
 
     PARAMS: ClassVar[tuple[str, ...]] = ("quality",)
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {
@@ -103,6 +201,9 @@ class JpegCompression(Op):
     def apply(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
         return jpeg_compression(x, self.params["quality"])
 
+    def apply_uint8(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        return jpeg_compression(x, self.params["quality"])
+
 
 @register_op(
     "pixelate",
@@ -115,11 +216,14 @@ class JpegCompression(Op):
     "copies the source pixel floor((i + 0.5)·in/out), so it equals PIL NEAREST (imagecorruptions' "
     "choice). Passes run horizontal then vertical (Pillow <= 12 and the reference's Pillow 5); "
     "Pillow 13 goes vertical first when the height shrinks by over twice as many pixels as the "
-    "width, which moves a few pixels by one level on such very tall images. " + PRESET_NOTE,
+    "width, which moves a few pixels by one level on such very tall images. " + UINT8_NOTE + " "
+    + PRESET_NOTE,
     tags=("digital", "imagenet-c"),
 )
 class Pixelate(Op):
     """Pixelation by BOX down- and up-sampling (ImageNet-C pixelate)."""
+
+    CPU_BLOCK = 0  # the kernel works image by image on its own threads
 
     PARAMS: ClassVar[tuple[str, ...]] = ("scale",)
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {
@@ -132,4 +236,7 @@ class Pixelate(Op):
         return {"scale": real(self.name, "scale", params["scale"], lo=0.0, hi=1.0, lo_open=True)}
 
     def apply(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        return pixelate(x, self.params["scale"])
+
+    def apply_uint8(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
         return pixelate(x, self.params["scale"])

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import augforge
-from augforge.core.errors import InvalidParameterError
+from augforge.core.errors import InvalidInputError, InvalidParameterError
 from augforge.core.registry import build_op, get_op
 
 from .metrics import psnr
@@ -153,6 +153,75 @@ def test_float64_and_float32_inputs_agree(images64):
         b = build_op(name, 3)(x.double())
         assert b.dtype == torch.float64
         torch.testing.assert_close(a.double(), b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["jpeg_compression", "pixelate"])
+@pytest.mark.parametrize("shape", [(224, 224), (96, 80), (64, 64), (32, 32), (37, 53)])
+def test_uint8_path_equals_the_float_path(images224, name, shape):
+    """uint8 (B, C, H, W) in -> uint8 out, equal to the float path's levels (PIL and batched
+    pixelate branches, 3 and 1 channels), and equal to PIL on the same pictures."""
+    h, w = shape
+    images = np.ascontiguousarray(images224[:3, :h, :w])
+    op = build_op(name, 4)
+    for pics in (images, images[..., 1:2]):
+        chw = torch.from_numpy(pics).permute(0, 3, 1, 2).contiguous()
+        got = op(chw)
+        assert got.dtype == torch.uint8 and got.shape == chw.shape and got.is_contiguous()
+        want = augforge.to_uint8(op(augforge.to_float(pics)), mode="truncate")
+        np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), want)
+        reference = pil_jpeg if name == "jpeg_compression" else pil_pixelate
+        level = QUALITY["imagenet"][3] if name == "jpeg_compression" else SCALE["imagenet"][3]
+        pil = np.stack([reference(np.ascontiguousarray(im if im.shape[-1] == 3 else im[..., 0]), level)
+                        for im in pics])
+        np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), pil.reshape(want.shape))
+    # a channels-last (non-contiguous) uint8 batch gives the same
+    chw = torch.from_numpy(images).permute(0, 3, 1, 2)
+    assert torch.equal(op(chw), op(chw.contiguous()))
+
+
+def test_uint8_input_checks():
+    op = build_op("pixelate", 1)
+    with pytest.raises(InvalidInputError, match="channels"):
+        op(torch.zeros(1, 2, 16, 16, dtype=torch.uint8))
+    with pytest.raises(InvalidInputError, match="at least"):
+        op(torch.zeros(1, 3, 4, 16, dtype=torch.uint8))
+    with pytest.raises(InvalidInputError, match="shape"):
+        op(torch.zeros(3, 16, 16, dtype=torch.uint8))
+    assert get_op("pixelate").cls.takes_uint8() and not get_op("contrast").cls.takes_uint8()
+    with pytest.raises(InvalidInputError, match="float"):
+        build_op("contrast", 1)(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+
+
+def test_float_inputs_round_like_float64_near_half_levels():
+    """Levels are round(x·255) formed in float64. The float32 product lands exactly on k + ½ for
+    128 float32 inputs near (k + ½)/255, and rounding it there would give the wrong level."""
+    k = np.arange(255, dtype=np.float64)
+    centre = ((k + 0.5) / 255).astype(np.float32)
+    near = [centre]
+    for direction in (np.float32(2), np.float32(-1)):
+        step = centre
+        for _ in range(3):
+            step = np.nextafter(step, direction)
+            near.append(step)
+    values = np.concatenate(near)
+    want = np.rint(values.astype(np.float64) * 255.0)
+    assert (np.rint(values * np.float32(255)) != want).any()  # the float32 pitfall is in this set
+    side = 32
+    x = np.resize(values, (1, 3, side, side)).astype(np.float32)
+    got = augforge.to_uint8(build_op("pixelate", 1, scale=1.0)(torch.from_numpy(x)), mode="round")
+    np.testing.assert_array_equal(got[0].transpose(2, 0, 1), np.resize(want, (3, side, side)))
+    big = np.resize(values, (1, 3, 96, 96)).astype(np.float32)  # the per-image PIL branch
+    got = augforge.to_uint8(build_op("pixelate", 1, scale=1.0)(torch.from_numpy(big)), mode="round")
+    np.testing.assert_array_equal(got[0].transpose(2, 0, 1), np.resize(want, (3, 96, 96)))
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("name", ["jpeg_compression", "pixelate"])
+def test_cuda_uint8_path(images64, name):
+    chw = torch.from_numpy(images64[:4]).permute(0, 3, 1, 2).contiguous()
+    gpu = build_op(name, 4)(chw.cuda())
+    assert gpu.is_cuda and gpu.dtype == torch.uint8
+    assert torch.equal(gpu.cpu(), build_op(name, 4)(chw))
 
 
 @pytest.mark.skipif(not CUDA, reason="no CUDA device")

@@ -63,6 +63,39 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     return torch.stack((red, green, blue), dim=-3)
 
 
+def shift_value(rgb: torch.Tensor, delta: float) -> torch.Tensor:
+    """hsv_to_rgb of rgb_to_hsv(rgb) with V <- clip(V + delta, 0, 1), in closed form.
+
+    With H and S fixed, every channel of skimage's hsv2rgb is V times a factor of (H, S) alone, so
+    each channel scales by V' / V; black pixels (V = 0, hence H = S = 0) become grey V'. Equal to
+    the HSV round trip in exact arithmetic, in a few passes instead of some forty."""
+    v = rgb.amax(dim=-3, keepdim=True)
+    black = _mask(v, 0.0)
+    v_new = (v + delta).clamp_(0.0, 1.0)
+    ratio = v_new / (v + black)
+    return torch.addcmul(black.mul_(v_new), rgb, ratio)  # one pass over the picture
+
+
+def scale_saturation(rgb: torch.Tensor, mult: float, offset: float) -> torch.Tensor:
+    """hsv_to_rgb of rgb_to_hsv(rgb) with S <- clip(S · mult + offset, 0, 1), in closed form.
+
+    With H and V fixed, skimage's hsv2rgb gives every channel as V · (1 − S · w) with a weight w
+    of H alone, so channel c becomes V − (V − c) · S' / S. Grey pixels (S = 0, H = 0) have the
+    hue-0 weights (0, 1, 1): (V, V·(1 − S'), V·(1 − S')). Equal to the HSV round trip in exact
+    arithmetic, in a few passes instead of some forty."""
+    v = rgb.amax(dim=-3, keepdim=True)
+    chroma = v - rgb.amin(dim=-3, keepdim=True)
+    grey = _mask(chroma, 0.0)
+    s = chroma.div_(v + grey)
+    s_new = (s * mult).add_(offset).clamp_(0.0, 1.0)
+    ratio = s_new / s.add_(grey)  # grey pixels: S'
+    # V − c, except V on grey pixels' G and B (where c = V), so that they get V − V·S'.
+    gap = torch.empty(rgb.shape, dtype=rgb.dtype, device=rgb.device)
+    torch.sub(v, rgb[..., :1, :, :], out=gap[..., :1, :, :])
+    torch.sub(grey.mul_(v).add_(v), rgb[..., 1:, :, :], out=gap[..., 1:, :, :])
+    return torch.addcmul(v, gap, ratio, value=-1.0)  # V − (V − c)·S'/S in one pass
+
+
 def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) -> (..., 1, H, W) with 0.299 R + 0.587 G + 0.114 B."""
     r, g, b = rgb.unbind(-3)

@@ -65,6 +65,12 @@ def _copy_index(in_size: int, out_size: int) -> torch.Tensor | None:
     return w.argmax(dim=1) if one_hot else None
 
 
+def copy_index(in_size: int, out_size: int) -> torch.Tensor | None:
+    """For a BOX resize whose every output is one input pixel (upsampling, or the same size): the
+    source index of each output (CPU int64); None when outputs average several pixels."""
+    return _copy_index(in_size, out_size)
+
+
 @functools.lru_cache(maxsize=256)
 def _tiles(in_size: int, out_size: int, fixed: bool, tile: int, dtype: torch.dtype, device: str) -> Tiles:
     """Banded tiles of the float (or 8-bit fixed-point) coefficient matrix."""

@@ -6,7 +6,14 @@ import numpy as np
 import torch
 from skimage.color import hsv2rgb, rgb2hsv
 
-from augforge.ops.image.kernels.color import as_rgb, hsv_to_rgb, rgb_to_gray, rgb_to_hsv
+from augforge.ops.image.kernels.color import (
+    as_rgb,
+    hsv_to_rgb,
+    rgb_to_gray,
+    rgb_to_hsv,
+    scale_saturation,
+    shift_value,
+)
 
 
 def tricky_rgb() -> np.ndarray:
@@ -61,3 +68,23 @@ def test_gray_weights_and_replication():
     g = torch.rand(4, 1, 5, 5)
     assert as_rgb(g).shape == (4, 3, 5, 5) and torch.equal(as_rgb(g)[:, 2], g[:, 0])
     torch.testing.assert_close(rgb_to_gray(as_rgb(g)), g)
+
+
+def test_closed_forms_equal_the_hsv_round_trip():
+    """shift_value / scale_saturation are skimage's HSV round trip with V or S changed, written in
+    closed form: equal to the round trip (float64) on every kind of pixel, including grey pixels
+    (which saturate gives hue 0) and black ones (which brightness turns grey)."""
+    a = tricky_rgb()
+    x = to_chw(a)
+    for delta in (0.1, 0.5, 1.0, -0.3):
+        hsv = rgb2hsv(a)
+        hsv[..., 2] = np.clip(hsv[..., 2] + delta, 0, 1)
+        np.testing.assert_allclose(to_hwc(shift_value(x, delta)), hsv2rgb(hsv), atol=1e-12, rtol=0)
+    for mult, offset in ((0.3, 0.0), (5.0, 0.1), (20.0, 0.2), (1.5, -0.2), (0.0, 1.0)):
+        hsv = rgb2hsv(a)
+        hsv[..., 1] = np.clip(hsv[..., 1] * mult + offset, 0, 1)
+        got = to_hwc(scale_saturation(x, mult, offset))
+        np.testing.assert_allclose(got, hsv2rgb(hsv), atol=1e-12, rtol=0)
+    batch = torch.stack([x, x.flip(-1)]).float()  # batched, float32
+    torch.testing.assert_close(shift_value(batch, 0.3)[1], shift_value(x.flip(-1).float(), 0.3))
+    assert scale_saturation(batch, 5.0, 0.1).dtype == torch.float32
