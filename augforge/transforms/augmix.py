@@ -136,7 +136,7 @@ class AugMix(SeededTransform):
         """Run all chains of all plans as one stacked batch, step by step, then mix per plan."""
         b = x.shape[0]
         w = self.width
-        v = to_levels(x).repeat(len(plans) * w, 1, 1, 1)  # row (a·width + j)·B + i
+        v = to_levels(x, torch.uint8).repeat(len(plans) * w, 1, 1, 1)  # row (a·width + j)·B + i
 
         def flat(t: torch.Tensor, s: int) -> torch.Tensor:  # (B, width) of step s -> chain-major rows
             return t[:, :, s].transpose(0, 1).reshape(-1)
@@ -146,15 +146,16 @@ class AugMix(SeededTransform):
             levels = torch.cat([flat(p.levels, s) for p in plans])
             negate = torch.cat([flat(p.negate, s) for p in plans])
             v = apply_ops_levels(v, ops, levels, negate, self.image_size)
-        chains = from_levels(v, x.dtype).view(len(plans), w, *x.shape)
+        levels = v.view(len(plans), w, *x.shape)
         outs = []
-        for a, plan in enumerate(plans):
+        term = torch.empty_like(x)
+        for a, plan in enumerate(plans):  # in place, the same sums as Σ_j w_j·chain_j and (1 − m)·x + m·mix
             weights = plan.weights.to(x.dtype).view(b, w, 1, 1, 1)
-            mixed = torch.zeros_like(x)
-            for j in range(w):
-                mixed = mixed + weights[:, j] * chains[a, j]
+            mixed = from_levels(levels[a, 0], x.dtype).mul_(weights[:, 0])
+            for j in range(1, w):
+                mixed += from_levels(levels[a, j], x.dtype).mul_(weights[:, j])
             m = plan.mix.to(x.dtype).view(b, 1, 1, 1)
-            outs.append((1 - m) * x + m * mixed)
+            outs.append(mixed.mul_(m).add_(torch.mul(1 - m, x, out=term)))
         return outs
 
     def extra_repr(self) -> str:

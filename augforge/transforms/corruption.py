@@ -149,14 +149,22 @@ class RandomCorruption(SeededTransform):
         for i, applied in enumerate(plan.applied):
             if applied:
                 groups.setdefault((plan.ops[i], plan.severities[i]), []).append(i)
+        if not groups:
+            return out
+        # one gather puts every group's samples next to each other (each group then reads a view)
+        # and one scatter writes all results back
+        order = [i for rows in groups.values() for i in rows]
+        index = torch.tensor(order, device=x.device)
+        grouped = x.index_select(0, index)
         h, w = x.shape[-2:]
+        results, at = [], 0
         for (op_index, severity), rows in groups.items():
             spec = self.specs[op_index]
             op = self.op(spec.name, severity, self.resolve_preset(spec, h, w))
             op_gens = [generator_for(plan.seeds[i], x.device) for i in rows]
-            index = torch.tensor(rows, device=x.device)
-            out[index] = op(x[index], op_gens)
-        return out
+            results.append(op(grouped[at:at + len(rows)], op_gens))
+            at += len(rows)
+        return out.index_copy_(0, index, torch.cat(results))
 
     def extra_repr(self) -> str:
         return (

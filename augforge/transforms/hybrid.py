@@ -111,16 +111,16 @@ class _FrequencyTransform(SeededTransform):
         return apply_ops(x, *sample_ops(u3, N_BASE_OPS, self.severity), self.image_size)
 
     def _to_uint8(self, x: torch.Tensor) -> torch.Tensor:
-        """ToPILImage's byte cast (faithful) or a clip to [0, 1]."""
+        """ToPILImage's byte cast (faithful) or a clip to [0, 1] (in place: x is a temporary)."""
         if self.faithful_uint8:
             return byte_cast(x * 255) / 255
-        return x.clamp(0, 1)
+        return x.clamp_(0, 1)
 
     def _apr_single(self, x: torch.Tensor, u: torch.Tensor, p_apr: float) -> torch.Tensor:
         """APRecombination: op; with probability p_apr a second op and an amplitude/phase swap
         between the two (which way round: a fair coin). u: (B, 8) uniforms."""
         x1 = self._op(x, u[:, 0:3])
-        out = x1.clone()
+        out = x1  # a fresh tensor; the rows read below are copied out first (x1[idx])
         idx = (u[:, 3] <= p_apr).nonzero().flatten()
         if idx.numel():
             a = x1[idx]
@@ -135,7 +135,7 @@ class _FrequencyTransform(SeededTransform):
         """HybridAugment(-Plus)Single: op; with probability prob a second op and the LF of one
         image plus the HF of the other; with p_apr (HA++) each LF first goes through APR."""
         x1 = self._op(x, u[:, 0:3])
-        out = x1.clone()
+        out = x1  # a fresh tensor; the rows read below are copied out first (x1[idx])
         idx = (u[:, 3] <= prob).nonzero().flatten()
         if idx.numel():
             a = x1[idx]
@@ -150,7 +150,8 @@ class _FrequencyTransform(SeededTransform):
                 low = self._apr_single(torch.cat([low_a, low_b]), draws, p_apr)
                 low_a, low_b = low.split(idx.numel())
             first = (u[idx, 7] > prob).view(-1, 1, 1, 1)
-            out[idx] = self._to_uint8(torch.where(first, low_a + high_b, low_b + high_a))
+            # LF(a) + HF(b) or LF(b) + HF(a), summed in the HF tensors' storage (same sums)
+            out[idx] = self._to_uint8(torch.where(first, high_b.add_(low_a), high_a.add_(low_b)))
         return out
 
     # -- paired building blocks (batch-level generator) --
@@ -175,7 +176,7 @@ class _FrequencyTransform(SeededTransform):
         return amplitude_phase_mix(n[perm], n) * std + mean
 
     def _finish_paired(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0, 1) if self.clip else x
+        return x.clamp_(0, 1) if self.clip else x  # x is a temporary
 
 
 def _check_normalize(owner: str, value: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -221,7 +222,7 @@ class HybridAugment(_FrequencyTransform):
             return x.clone()
         perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
         low = gaussian_blur_tv(x, self.kernel_size, self.sigma)
-        return self._finish_paired(low + (x - low)[perm])
+        return self._finish_paired((x - low)[perm].add_(low))  # LF + HF[π], summed in place
 
     def extra_repr(self) -> str:
         return (f"mode={self.mode!r}, preset={self.preset!r}, kernel_size={self.kernel_size}, "
@@ -266,7 +267,7 @@ class HybridAugmentPP(_FrequencyTransform):
         perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
         low = gaussian_blur_tv(x, self.kernel_size, self.sigma)
         high = x - low
-        return self._finish_paired(self._apr_paired(low, gen, self.p_apr) + high[perm])
+        return self._finish_paired(high[perm].add_(self._apr_paired(low, gen, self.p_apr)))
 
     def extra_repr(self) -> str:
         return (f"mode={self.mode!r}, preset={self.preset!r}, kernel_size={self.kernel_size}, "

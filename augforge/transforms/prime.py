@@ -56,6 +56,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+_MODE_BLOCK = 16  # Diffeo synthesises a draw's field with its cut-off rounded up to a multiple of this
+
 # --------------------------------------------------------------------------- seeded draws
 
 
@@ -160,14 +162,15 @@ class Diffeo(PrimePrimitive):
         return out
 
     def coefficients(
-        self, draws: Sequence[DiffeoDraw], dtype: torch.dtype, device: torch.device
+        self, draws: Sequence[DiffeoDraw], dtype: torch.dtype, device: torch.device, size: int | None = None
     ) -> torch.Tensor:
-        """Mode-weighted coefficients (B, 2, m, m), zero-padded to the largest cut-off m.
+        """Mode-weighted coefficients (B, 2, m, m), zero-padded to m = `size` (default: the largest
+        cut-off).
 
         Each draw's (2, cut, cut) normals are weighted by its own (cut, cut) table of
         `K.mode_weights` (the entries a zero-padded product would also give) and copied in once.
         """
-        m = max(d.cut for d in draws)
+        m = max(d.cut for d in draws) if size is None else size
         cuts = torch.tensor([d.cut for d in draws], device=device)
         k = torch.arange(m, device=device)
         inside = (k.view(1, m, 1) < cuts.view(-1, 1, 1)) & (k.view(1, 1, m) < cuts.view(-1, 1, 1))
@@ -177,10 +180,31 @@ class Diffeo(PrimePrimitive):
         # the mask's row-major order is each draw's (2, cut, cut) order
         return coeffs.masked_scatter_(inside[:, None].expand(-1, 2, -1, -1), values)
 
+    def fields(self, draws: Sequence[DiffeoDraw], height: int, width: int, dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
+        """The (B, 2, H, W) sine-series fields u, v of the draws (before the temperature scale).
+
+        Modes beyond a draw's cut-off have weight 0, so each draw is synthesised with only its
+        first m modes, m = its cut-off rounded up to a multiple of _MODE_BLOCK (draws grouped by
+        m): far less work than padding every draw to the batch's largest cut-off, and m depends
+        on the draw alone, not on the batch.
+        """
+        groups: dict[int, list[int]] = {}
+        for i, d in enumerate(draws):
+            groups.setdefault(-(-d.cut // _MODE_BLOCK) * _MODE_BLOCK, []).append(i)
+        if len(groups) == 1:
+            (m, _), = groups.items()
+            return K.displacement_fields(self.coefficients(draws, dtype, device, m), height, width)
+        out = torch.empty((len(draws), 2, height, width), dtype=dtype, device=device)
+        for m, rows in groups.items():
+            coeffs = self.coefficients([draws[i] for i in rows], dtype, device, m)
+            out[torch.tensor(rows, device=device)] = K.displacement_fields(coeffs, height, width)
+        return out
+
     def apply(self, x: torch.Tensor, draws: Sequence[DiffeoDraw]) -> torch.Tensor:
-        coeffs = self.coefficients(draws, x.dtype, x.device)
+        fields = self.fields(draws, x.shape[-2], x.shape[-1], x.dtype, x.device)
         temps = torch.tensor([d.temperature for d in draws], dtype=torch.float64, device=x.device)
-        return K.diffeo(x, coeffs, temps).clamp_(0.0, 1.0)
+        return K.diffeo_fields(x, fields, temps).clamp_(0.0, 1.0)
 
     def extra_repr(self) -> str:
         return f"cut_max={self.cut_max}, cut_min={self.cut_min}, alpha={self.alpha}, {super().extra_repr()}"
@@ -188,13 +212,21 @@ class Diffeo(PrimePrimitive):
 
 @dataclass(frozen=True)
 class ColorDraw:
-    """One image's colour curve: cut, T, first frequency, frequencies (K,) and amplitudes (C, K)."""
+    """One image's colour curve: cut, T, first frequency and the raw N(0, 1) draws (C, K); the
+    frequencies (K,) and amplitudes √T·N (C, K) are derived (in `apply`, for all images at once)."""
 
     cut: int
     temperature: float
     min_freq: int
-    freqs: torch.Tensor
-    amplitudes: torch.Tensor
+    normals: torch.Tensor
+
+    @property
+    def freqs(self) -> torch.Tensor:
+        return torch.arange(self.min_freq, self.min_freq + self.normals.shape[1])
+
+    @property
+    def amplitudes(self) -> torch.Tensor:
+        return self.normals * math.sqrt(self.temperature)
 
 
 class RandomSmoothColor(PrimePrimitive):
@@ -229,19 +261,25 @@ class RandomSmoothColor(PrimePrimitive):
                 first = uniform_int(u_k, 1, cut)
                 count = min(self.max_freqs, cut + 1 - first)
             normals = torch.randn((channels, count), generator=g, device=g.device)
-            freqs = torch.arange(first, first + count)
-            out.append(ColorDraw(cut, temperature, first, freqs, normals * math.sqrt(temperature)))
+            out.append(ColorDraw(cut, temperature, first, normals))
         return out
 
     def apply(self, x: torch.Tensor, draws: Sequence[ColorDraw]) -> torch.Tensor:
+        """Amplitudes (B, C, K) and frequencies (B, K), zero-padded to the longest band, built in
+        one pass: each draw's √T·N (√T in the normals' dtype, as `normals * √T` rounds it) and
+        min_freq + 0..K−1."""
         b, c = x.shape[:2]
-        width = max(d.freqs.numel() for d in draws)
-        amps = torch.zeros((b, c, width), dtype=x.dtype, device=x.device)
-        freqs = torch.zeros((b, width), dtype=torch.float64)
-        for i, d in enumerate(draws):
-            amps[i, :, : d.freqs.numel()] = d.amplitudes
-            freqs[i, : d.freqs.numel()] = d.freqs
-        return K.smooth_color(x, amps, freqs.to(x.device))
+        counts = torch.tensor([d.normals.shape[1] for d in draws])
+        width = int(counts.max())
+        live = torch.arange(width).view(1, -1) < counts.view(-1, 1)  # (B, K) row-major = draw order
+        normals = torch.cat([d.normals for d in draws], dim=1).to(x.device)  # (C, Σ K)
+        roots = torch.tensor([math.sqrt(d.temperature) for d in draws], dtype=normals.dtype)
+        values = normals * roots.repeat_interleave(counts).to(x.device)
+        amps = torch.zeros((c, b, width), dtype=x.dtype, device=x.device)
+        amps[:, live.to(x.device)] = values.to(x.dtype)
+        firsts = torch.tensor([d.min_freq for d in draws], dtype=torch.float64).view(-1, 1)
+        freqs = torch.where(live, firsts + torch.arange(width, dtype=torch.float64), 0.0)
+        return K.smooth_color(x, amps.permute(1, 0, 2), freqs.to(x.device))
 
     def extra_repr(self) -> str:
         return f"cut={self.cut}, t_max={self.t_max}, max_freqs={self.max_freqs}, {super().extra_repr()}"
@@ -249,10 +287,17 @@ class RandomSmoothColor(PrimePrimitive):
 
 @dataclass(frozen=True)
 class FilterDraw:
-    """One image's random filter: σ and the (k, k) kernel δ + σ·N(0, 1)."""
+    """One image's random filter: σ, the N(0, 1) draws (k, k) and the delta's row and column;
+    the kernel is δ + σ·N."""
 
     sigma: float
-    kernel: torch.Tensor
+    noise: torch.Tensor
+    delta_index: int
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        n = self.noise
+        return K.identity_kernel(n.shape[-1], self.delta_index, n.dtype, n.device) + self.sigma * n
 
 
 class RandomFilter(PrimePrimitive):
@@ -288,12 +333,15 @@ class RandomFilter(PrimePrimitive):
         for g, (u_sigma,) in zip(gens, uniforms(gens, 1), strict=True):
             sigma = u_sigma * self.sigma_max
             noise = torch.randn((self.size, self.size), generator=g, device=g.device)
-            delta = K.identity_kernel(self.size, self.delta_index, noise.dtype, noise.device)
-            out.append(FilterDraw(sigma, delta + sigma * noise))
+            out.append(FilterDraw(sigma, noise, self.delta_index))
         return out
 
     def apply(self, x: torch.Tensor, draws: Sequence[FilterDraw]) -> torch.Tensor:
-        return K.random_filter(x, torch.stack([d.kernel for d in draws]))
+        """All kernels δ + σ·N at once (σ rounded to float32 as `σ * noise` does)."""
+        noise = torch.stack([d.noise for d in draws])
+        sigmas = torch.tensor([d.sigma for d in draws], dtype=noise.dtype, device=noise.device)
+        delta = K.identity_kernel(self.size, draws[0].delta_index, noise.dtype, noise.device)
+        return K.random_filter(x, delta + sigmas.view(-1, 1, 1) * noise)
 
     def extra_repr(self) -> str:
         return (

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from augforge.ops.frequency import augmix_ops
 from augforge.ops.frequency.augmix_ops import (
     OP_INDEX,
     OPS,
@@ -148,6 +149,23 @@ def test_grouped_dispatch_equals_one_op_at_a_time(pictures32):
         p = None if name in ("autocontrast", "equalize") else float(params[i])
         assert torch.equal(out[i], apply_op(x[i:i + 1], name, p)[0]), name
 
+
+
+def test_large_mixed_batch_equals_one_image_at_a_time(pictures32):
+    """Above one resampling chunk, with every geometric kind (repeated rotation angles and shifts,
+    distinct shears) and point ops mixed: each image equals its op applied to it alone."""
+    x = to_tensor(pictures32).repeat(13, 1, 1, 1)  # 104 images
+    n = x.shape[0]
+    assert n * x[0].numel() > augmix_ops._AFFINE_CHUNK
+    ops = torch.arange(n) % 9
+    levels = 0.1 + 2.9 * ((torch.arange(n, dtype=torch.float64) * 0.37) % 1)
+    negate = (torch.arange(n) // 9) % 2 == 1
+    out = apply_ops(x, ops, levels, negate)
+    params = op_parameters(ops, levels, negate, 32, 32)
+    for i in range(n):
+        name = OPS[int(ops[i])]
+        p = None if name in ("autocontrast", "equalize") else float(params[i])
+        assert torch.equal(out[i], apply_op(x[i:i + 1], name, p)[0]), (i, name)
 
 def test_equalize_and_autocontrast_edge_cases():
     """Equalize's LUT can reach 256 (PIL clips it to 255); flat and two-level images."""

@@ -14,6 +14,7 @@ from scipy import ndimage, stats
 from augforge.core.errors import InvalidParameterError
 from augforge.core.seeding import generator_for, sample_generators
 from augforge.transforms import PRIME, Diffeo, RandomFilter, RandomSmoothColor
+from augforge.transforms import prime as P
 from augforge.transforms import prime_kernels as K
 
 CUDA = torch.cuda.is_available()
@@ -110,6 +111,22 @@ def test_diffeo_field_is_the_sine_series():
                     )
         np.testing.assert_allclose(fields[f].numpy(), ref, atol=1e-10)
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_diffeo_fields_by_cut_blocks_equal_the_padded_synthesis(dtype):
+    """Fields synthesised per block of cut-offs equal the sum over all modes up to the batch's
+    largest cut-off (extra modes have weight 0), and a draw's field does not depend on its batch."""
+    prim = Diffeo(100)
+    draws = prim.draw(gens(24, offset=3), 3, 20, 28)
+    assert len({-(-d.cut // P._MODE_BLOCK) for d in draws}) > 2  # several blocks
+    cpu = torch.device("cpu")
+    fields = prim.fields(draws, 20, 28, dtype, cpu)
+    padded = K.displacement_fields(prim.coefficients(draws, dtype, cpu), 20, 28)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(fields, padded, atol=tol, rtol=0)
+    for i in (0, 7, 23):
+        assert torch.equal(prim.fields(draws[i:i + 1], 20, 28, dtype, cpu), fields[i:i + 1])
 
 def test_diffeo_remap_matches_scipy():
     h, w = 24, 30

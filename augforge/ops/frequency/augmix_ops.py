@@ -35,7 +35,7 @@ N_BASE_OPS = 9  # the first nine: AugMix's default list (`augmentations`); all 1
 IDENTITY = -1  # op index meaning "leave this image as it is" (a chain shorter than the step)
 OP_INDEX = {name: i for i, name in enumerate(OPS)}
 _GEOMETRIC = frozenset(OP_INDEX[n] for n in ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"))
-_AFFINE_CHUNK = 1 << 24  # elements per float64 resampling chunk (bounds peak memory)
+_AFFINE_CHUNK = 1 << 17  # elements per resampling chunk: float64 temporaries stay cache-sized
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,37 +99,60 @@ def op_parameters(ops: torch.Tensor, levels: torch.Tensor, negate: torch.Tensor,
 
 
 # ---------------------------------------------------------------------------------------------
-# kernels on 8-bit levels (float tensors holding integers 0..255)
+# kernels on 8-bit levels (tensors holding the integers 0..255: uint8, or a float dtype)
+#
+# The point ops (autocontrast, equalize, posterize, solarize, brightness, contrast) map each level
+# through a per-(image, channel) table of 256 entries, computed with PIL's arithmetic on the levels
+# 0..255 themselves, so a table lookup gives the same bytes as computing every pixel.
+# `apply_ops_levels` applies the tables of all point-op images of a call with one gather.
+
+POINT_OPS = frozenset(OP_INDEX[n] for n in ("autocontrast", "equalize", "posterize", "solarize",
+                                           "brightness", "contrast"))
 
 
-def to_levels(x: torch.Tensor) -> torch.Tensor:
-    """8-bit levels round(255·x), clamped, in x's dtype."""
-    return x.mul(255).round().clamp(0, 255)
+def to_levels(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """8-bit levels round(255·x), clamped, in `dtype` (None: x's dtype; uint8 holds them exactly)."""
+    v = x.mul(255).round_().clamp_(0, 255)
+    return v if dtype is None else v.to(dtype)
 
 
 def from_levels(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Levels back to [0, 1] exactly as a uint8 picture converts (k / 255 in `dtype`)."""
-    return v.to(dtype) / 255
+    """Levels back to [0, 1] exactly as a uint8 picture converts (k / 255 in `dtype`); a new tensor."""
+    return v.to(dtype, copy=True).div_(255)
 
 
-def autocontrast_levels(v: torch.Tensor) -> torch.Tensor:
-    """PIL ImageOps.autocontrast (cutoff 0): per channel, int(i·255/(hi−lo) − lo·255/(hi−lo))."""
-    v64 = v.to(torch.float64)
-    lo = v64.amin(dim=(-2, -1), keepdim=True)
-    hi = v64.amax(dim=(-2, -1), keepdim=True)
+def _level_axis(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The 256 levels 0..255 as a (1, 1, 256) tensor."""
+    return torch.arange(256, dtype=dtype, device=device).view(1, 1, 256)
+
+
+def apply_lut(v: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    """out[i, c, p] = lut[i, c, v[i, c, p]]: per-image, per-channel tables (N, C, 256), v's dtype."""
+    n, c, h, w = v.shape
+    index = v.reshape(n, c, h * w).long()
+    return lut.to(v.dtype).expand(n, c, 256).gather(2, index).view(n, c, h, w)
+
+
+def autocontrast_lut(v: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.autocontrast (cutoff 0) per channel: int(i·255/(hi−lo) − lo·255/(hi−lo)),
+    the identity for a one-level channel. (N, C, 256) float64."""
+    lo, hi = torch.aminmax(v.reshape(*v.shape[:2], -1), dim=-1)
+    lo, hi = lo.to(torch.float64).unsqueeze(-1), hi.to(torch.float64).unsqueeze(-1)
     scale = torch.full_like(lo, 255.0) / (hi - lo).clamp_min(1)  # not 255.0 / t: that is 255·(1/t)
     offset = -lo * scale
-    out = (v64 * scale + offset).floor().clamp(0, 255)
-    return torch.where(hi > lo, out, v64).to(v.dtype)
+    levels = _level_axis(torch.float64, v.device)
+    out = (levels * scale + offset).floor().clamp(0, 255)
+    return torch.where(hi > lo, out, levels)
 
 
-def equalize_levels(v: torch.Tensor) -> torch.Tensor:
+def equalize_lut(v: torch.Tensor) -> torch.Tensor:
     """PIL ImageOps.equalize per channel: step = (count − count of the last used level) // 255,
-    lut[i] = (step // 2 + #pixels below i) // step; identity when step is 0 or one level is used."""
+    lut[i] = (step // 2 + #pixels below i) // step; identity when step is 0 or one level is used.
+    (N, C, 256) int64."""
     n, c, h, w = v.shape
-    idx = v.reshape(n * c, h * w).long()
-    hist = torch.zeros(n * c, 256, dtype=torch.int64, device=v.device)
-    hist.scatter_add_(1, idx, torch.ones_like(idx))
+    rows = torch.arange(n * c, device=v.device).view(-1, 1) * 256
+    hist = torch.bincount((v.reshape(n * c, h * w).long() + rows).flatten(), minlength=n * c * 256)
+    hist = hist.view(n * c, 256)
     used = hist > 0
     bins = torch.arange(256, device=v.device)
     last = torch.where(used, bins, -1).amax(dim=1, keepdim=True)
@@ -137,20 +160,66 @@ def equalize_levels(v: torch.Tensor) -> torch.Tensor:
     below = hist.cumsum(dim=1) - hist
     lut = ((step // 2 + below) // step.clamp_min(1)).clamp(max=255)
     keep = (used.sum(dim=1, keepdim=True) <= 1) | (step == 0)
-    lut = torch.where(keep, bins.expand_as(lut), lut)
-    return lut.gather(1, idx).reshape(n, c, h, w).to(v.dtype)
+    return torch.where(keep, bins.expand_as(lut), lut).view(n, c, 256)
+
+
+def posterize_lut(bits: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.posterize: keep the top `bits[i]` bits of every level of image i. (N, 1, 256)."""
+    shift = (8 - bits.long()).clamp(0, 8).view(-1, 1, 1)
+    return (_level_axis(torch.int64, bits.device) >> shift) << shift
+
+
+def solarize_lut(threshold: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.solarize: levels >= threshold[i] become 255 − level. (N, 1, 256) float64."""
+    levels = _level_axis(torch.float64, threshold.device)
+    return torch.where(levels >= threshold.to(torch.float64).view(-1, 1, 1), 255 - levels, levels)
+
+
+def blend_lut(degenerate: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Image.blend(constant image `degenerate[i]`, image, factor[i]) as tables (N, 1, 256): float32
+    d + f·(i − d), clipped and truncated, like `blend_levels` pixel by pixel."""
+    f = factor.to(dtype=torch.float32).view(-1, 1, 1)
+    d = degenerate.to(torch.float32).reshape(-1, 1, 1)
+    out = d + f * (_level_axis(torch.float32, factor.device) - d)
+    return out.clamp(0, 255).floor()
+
+
+def point_lut(op: int, v: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """The (N, C or 1, 256) tables of point op `op` on levels `v` with PIL-facing `params`."""
+    name = OPS[op]
+    if name == "autocontrast":
+        return autocontrast_lut(v)
+    if name == "equalize":
+        return equalize_lut(v)
+    if name == "posterize":
+        return posterize_lut(params)
+    if name == "solarize":
+        return solarize_lut(params)
+    if name == "brightness":
+        return blend_lut(torch.zeros_like(params), params)
+    if name == "contrast":
+        return blend_lut(contrast_degenerate(v), params)
+    raise ValueError(f"{name!r} is not a point op")
+
+
+def autocontrast_levels(v: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.autocontrast on levels (see `autocontrast_lut`)."""
+    return apply_lut(v, autocontrast_lut(v))
+
+
+def equalize_levels(v: torch.Tensor) -> torch.Tensor:
+    """PIL ImageOps.equalize on levels (see `equalize_lut`)."""
+    return apply_lut(v, equalize_lut(v))
 
 
 def posterize_levels(v: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """PIL ImageOps.posterize: keep the top `bits[i]` bits of every level of image i."""
-    shift = (8 - bits.long()).clamp(0, 8).view(-1, 1, 1, 1)
-    return ((v.long() >> shift) << shift).to(v.dtype)
+    """PIL ImageOps.posterize on levels (see `posterize_lut`)."""
+    return apply_lut(v, posterize_lut(bits))
 
 
 def solarize_levels(v: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """PIL ImageOps.solarize: levels >= threshold[i] become 255 − level."""
-    t = threshold.to(v.dtype).view(-1, 1, 1, 1)
-    return torch.where(v >= t, 255 - v, v)
+    """PIL ImageOps.solarize on levels (see `solarize_lut`)."""
+    return apply_lut(v, solarize_lut(threshold))
 
 
 def affine_levels(v: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
@@ -163,22 +232,57 @@ def affine_levels(v: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     Speed: where a row of the matrix is (0, 1, integer) or (1, 0, integer) — translations, shears,
     rotation by 0° — that axis samples whole pixels (weight exactly 0 on the second tap), so the
     interpolation along it is skipped; the skipped terms are exact zeros, the output is the same.
+    Sampling tables are built once per distinct matrix (rotations and translations repeat).
     """
-    n, c, h, w = v.shape
-    per = max(1, _AFFINE_CHUNK // (c * h * w))
-    if n > per:
-        return torch.cat([affine_levels(v[i:i + per], matrices[i:i + per]) for i in range(0, n, per)])
-    m = matrices.to(device=v.device, dtype=torch.float64)
-    x_whole = (m[:, 0] == 1) & (m[:, 1] == 0) & (m[:, 2] == m[:, 2].floor())
-    y_whole = (m[:, 3] == 0) & (m[:, 4] == 1) & (m[:, 5] == m[:, 5].floor())
-    kind = x_whole.long() + 2 * y_whole.long()  # 0 general, 1 x whole, 2 y whole, 3 both (a shift)
-    present = torch.unique(kind).tolist()
-    if len(present) == 1:
-        return _affine_kind(v, m, present[0])
-    out = torch.empty_like(v)
-    for k in present:
-        idx = (kind == k).nonzero().flatten()
-        out[idx] = _affine_kind(v[idx], m[idx], k)
+    n = v.shape[0]
+    chunks = _affine_chunks(v, list(range(n)), matrices)
+    if len(chunks) == 1:
+        return _affine_kind(v, chunks[0][1], chunks[0][0], list(range(n)))
+    return _affine_into(torch.empty_like(v), v, chunks)
+
+
+def _affine_chunks(v: torch.Tensor, positions: list[int],
+                   matrices: torch.Tensor) -> list[tuple[int, dict[tuple[float, ...], list[int]]]]:
+    """Images v[positions[i]] with matrices[i], grouped by kind and distinct matrix, in chunks."""
+    _, c, h, w = v.shape
+    rows = matrices.detach().to(device="cpu", dtype=torch.float64).tolist()
+    groups: dict[int, dict[tuple[float, ...], list[int]]] = {}
+    for i, r in zip(positions, rows, strict=True):
+        x_whole = r[0] == 1 and r[1] == 0 and r[2] == math.floor(r[2])
+        y_whole = r[3] == 0 and r[4] == 1 and r[5] == math.floor(r[5])
+        # kind: 0 general, 1 x whole, 2 y whole, 3 both (a shift)
+        groups.setdefault(int(x_whole) + 2 * int(y_whole), {}).setdefault(tuple(r), []).append(i)
+    return [chunk for kind, unique in groups.items() for chunk in _chunks(kind, unique, c * h * w)]
+
+
+def _affine_into(out: torch.Tensor, v: torch.Tensor,
+                 chunks: list[tuple[int, dict[tuple[float, ...], list[int]]]]) -> torch.Tensor:
+    """Resample every chunk of `_affine_chunks` from v and write it to the same rows of out."""
+    for kind, unique in chunks:
+        members = [i for idx in unique.values() for i in idx]
+        index = torch.tensor(members, device=v.device)
+        out[index] = _affine_kind(v.index_select(0, index), unique, kind, members)
+    return out
+
+
+def _chunks(kind: int, unique: dict[tuple[float, ...], list[int]],
+            size: int) -> list[tuple[int, dict[tuple[float, ...], list[int]]]]:
+    """Split one kind's images into chunks of about _AFFINE_CHUNK elements (whole matrices per
+    chunk), so the float64 temporaries stay cache-sized; shifts (kind 3) need none: one chunk."""
+    per = max(1, _AFFINE_CHUNK // size)
+    if kind == 3 or sum(map(len, unique.values())) <= per:
+        return [(kind, unique)]
+    out: list[tuple[int, dict[tuple[float, ...], list[int]]]] = []
+    chunk: dict[tuple[float, ...], list[int]] = {}
+    count = 0
+    for m, idx in unique.items():
+        chunk[m] = idx
+        count += len(idx)
+        if count >= per:
+            out.append((kind, chunk))
+            chunk, count = {}, 0
+    if chunk:
+        out.append((kind, chunk))
     return out
 
 
@@ -190,9 +294,13 @@ def _sampling(m: torch.Tensor, h: int, w: int, kind: int) -> dict[str, torch.Ten
     mm = m.view(n, 6, 1, 1).unbind(1)
     xs = (torch.arange(w, device=dev, dtype=torch.float64) + 0.5).view(1, 1, w)
     ys = (torch.arange(h, device=dev, dtype=torch.float64) + 0.5).view(1, h, 1)
-    xin = (mm[0] * xs + mm[1] * ys + mm[2]).expand(n, h, w)
-    yin = (mm[3] * xs + mm[4] * ys + mm[5]).expand(n, h, w)
-    out = {"inside": ((xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)).reshape(n, h * w)}
+    # a whole-pixel axis has coefficients (1, ±0, integer) (or (±0, 1, integer)): its coordinate is
+    # the same on every row (column), so it is computed once, (n, 1, w) or (n, h, 1) (the ±0 term
+    # is evaluated at the first row / column: the same ±0 as anywhere), and broadcast at the end
+    xin = mm[0] * xs + mm[1] * (ys[:, :1] if kind in (1, 3) else ys) + mm[2]
+    yin = mm[3] * (xs[..., :1] if kind in (2, 3) else xs) + mm[4] * ys + mm[5]
+    inside = ((xin >= 0) & (xin < w)) & ((yin >= 0) & (yin < h))
+    out = {"inside": inside.expand(n, h, w).reshape(n, h * w)}
     xf, yf = xin - 0.5, yin - 0.5
     x0, y0 = xf.floor(), yf.floor()
     xi, yi = x0.long(), y0.long()
@@ -202,49 +310,55 @@ def _sampling(m: torch.Tensor, h: int, w: int, kind: int) -> dict[str, torch.Ten
     needed = {3: ("00",), 1: ("00", "10"), 2: ("00", "01"), 0: ("00", "01", "10", "11")}[kind]
     for name in needed:
         r, q = taps[name]
-        out[name] = (rows[r] + cols[q]).reshape(n, h * w)
+        out[name] = (rows[r] + cols[q]).expand(n, h, w).reshape(n, h * w)
     if kind in (0, 2):
-        out["dx"] = (xf - x0).reshape(n, h * w)
+        out["dx"] = (xf - x0).expand(n, h, w).reshape(n, h * w)
     if kind in (0, 1):
-        out["dy"] = (yf - y0).reshape(n, h * w)
+        out["dy"] = (yf - y0).expand(n, h, w).reshape(n, h * w)
     return out
 
 
-def _affine_kind(v: torch.Tensor, m: torch.Tensor, kind: int) -> torch.Tensor:
-    """`affine_levels` for images whose matrices are all of one kind (see there). Sampling tables
-    are built once per distinct matrix (rotations and translations repeat within a batch)."""
+def _affine_kind(v: torch.Tensor, unique: dict[tuple[float, ...], list[int]], kind: int,
+                 members: list[int]) -> torch.Tensor:
+    """`affine_levels` for images whose matrices are all of one kind (see there). `unique` maps
+    each distinct matrix to the positions (in `members` order: v's rows) of the images using it."""
     n, c, h, w = v.shape
-    unique, inverse = torch.unique(m, dim=0, return_inverse=True)  # sorted rows
-    if unique.shape[0] < n:
-        tables = {name: t[inverse] for name, t in _sampling(unique, h, w, kind).items()}
-    else:
-        tables = _sampling(m, h, w, kind)
+    mats = torch.tensor(list(unique), dtype=torch.float64, device=v.device)
+    tables = _sampling(mats, h, w, kind)
+    if len(unique) < n:  # expand the per-matrix tables to one row per image
+        slot = {m: j for j, m in enumerate(members)}
+        inverse = [0] * n
+        for u, idx in enumerate(unique.values()):
+            for i in idx:
+                inverse[slot[i]] = u
+        index = torch.tensor(inverse, device=v.device)
+        tables = {name: t.index_select(0, index) for name, t in tables.items()}
+    outside = ~tables["inside"].view(n, 1, h * w)
     flat = v.reshape(n, c, h * w)
-    inside = tables["inside"].view(n, 1, h * w)
+    if kind == 3:  # both axes on whole pixels: one tap, exact in any dtype
+        index = tables["00"].view(n, 1, h * w).expand(n, c, h * w)
+        return flat.gather(2, index).masked_fill_(outside, 0).view(n, c, h, w)
 
-    def tap(name: str) -> torch.Tensor:
-        index = tables[name].view(n, 1, h * w).expand(n, c, h * w)
-        return flat.gather(2, index).to(torch.float64)  # whole levels: exact in any float dtype
+    def tap(name: str, into: torch.Tensor | None = None) -> torch.Tensor:
+        """The tap's levels as float64 (exact), gathered in v's dtype (uint8: an eighth of the
+        bytes), written into `into` when given (fewer fresh float64 buffers)."""
+        taps = flat.gather(2, tables[name].view(n, 1, h * w).expand(n, c, h * w))
+        return taps.to(torch.float64) if into is None else into.copy_(taps)
 
-    def weight(name: str) -> torch.Tensor:
-        return tables[name].view(n, 1, h * w)
+    def lerp_(a: torch.Tensor, b: torch.Tensor, weight: str) -> torch.Tensor:
+        """a + (b − a)·t in PIL's order, computed in b's storage."""
+        return b.sub_(a).mul_(tables[weight].view(n, 1, h * w)).add_(a)
 
-    if kind == 3:  # both axes on whole pixels: one tap
-        out = tap("00") * inside
-    elif kind == 1:  # x on whole pixels: interpolate along y only
-        top = tap("00")
-        out = (top + (tap("10") - top) * weight("dy")).floor() * inside
+    if kind == 1:  # x on whole pixels: interpolate along y only
+        out = lerp_(tap("00"), tap("10"), "dy")
     elif kind == 2:  # y on whole pixels: interpolate along x only
-        top = tap("00")
-        out = (top + (tap("01") - top) * weight("dx")).floor() * inside
+        out = lerp_(tap("00"), tap("01"), "dx")
     else:
-        dx = weight("dx")
-        top = tap("00")
-        top = top + (tap("01") - top) * dx
-        bottom = tap("10")
-        bottom = bottom + (tap("11") - bottom) * dx
-        out = (top + (bottom - top) * weight("dy")).floor() * inside
-    return out.view(n, c, h, w).to(v.dtype)
+        first = tap("00")
+        top = lerp_(first, tap("01"), "dx")
+        bottom = lerp_(tap("10", into=first), tap("11"), "dx")  # tap 00 is no longer needed
+        out = lerp_(top, bottom, "dy")
+    return out.floor_().masked_fill_(outside, 0).view(n, c, h, w).to(v.dtype)
 
 
 @lru_cache(maxsize=1024)
@@ -316,14 +430,18 @@ def blend_levels(degenerate: torch.Tensor, image: torch.Tensor, factor: torch.Te
     return out.clamp(0, 255).floor().to(image.dtype)
 
 
+def contrast_degenerate(v: torch.Tensor) -> torch.Tensor:
+    """ImageEnhance.Contrast's degenerate level per image: the luma mean rounded, int(mean + 0.5). (N,)"""
+    luma = luma_levels(v).to(torch.float64)
+    return (_true_div(luma.sum(dim=(1, 2, 3)), float(luma.shape[-1] * luma.shape[-2])) + 0.5).floor()
+
+
 def enhance_levels(v: torch.Tensor, kind: str, factor: torch.Tensor) -> torch.Tensor:
     """PIL ImageEnhance.Color / Contrast / Brightness / Sharpness(...).enhance(factor)."""
     if kind == "color":
         degenerate = luma_levels(v)
     elif kind == "contrast":
-        luma = luma_levels(v).to(torch.float64)
-        mean = _true_div(luma.sum(dim=(1, 2, 3), keepdim=True), float(luma.shape[-1] * luma.shape[-2]))
-        degenerate = (mean + 0.5).floor()
+        degenerate = contrast_degenerate(v).view(-1, 1, 1, 1)
     elif kind == "brightness":
         degenerate = torch.zeros((), dtype=v.dtype, device=v.device).expand_as(v)
     elif kind == "sharpness":
@@ -338,47 +456,58 @@ def enhance_levels(v: torch.Tensor, kind: str, factor: torch.Tensor) -> torch.Te
 
 
 def _run(op: int, v: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """Op `op` on levels `v` with per-image PIL-facing `params` (geometric ops one by one)."""
-    name = OPS[op]
+    """Op `op` on levels `v` with per-image PIL-facing `params`."""
     if op in _GEOMETRIC:
         ops = torch.full((v.shape[0],), op, device=v.device)
         return affine_levels(v, affine_matrices(ops, params, v.shape[-2], v.shape[-1]))
-    if name == "autocontrast":
-        return autocontrast_levels(v)
-    if name == "equalize":
-        return equalize_levels(v)
-    if name == "posterize":
-        return posterize_levels(v, params)
-    if name == "solarize":
-        return solarize_levels(v, params)
-    return enhance_levels(v, name, params)
+    if op in POINT_OPS:
+        return apply_lut(v, point_lut(op, v, params))
+    return enhance_levels(v, OPS[op], params)
 
 
 def apply_ops_levels(v: torch.Tensor, ops: torch.Tensor, levels: torch.Tensor, negate: torch.Tensor,
                      image_size: int | None = None) -> torch.Tensor:
     """Apply op ops[i] at level levels[i] to the 8-bit levels of image i (IDENTITY: unchanged).
 
-    Images are grouped by op: one kernel call per op present, and one resampling call for all
-    geometric ops together, so the number of kernel launches does not grow with the batch.
+    Images are grouped by op, so the number of kernel calls does not grow with the batch: one
+    table lookup for all point ops together (each image through its own op's table), one
+    resampling call for all geometric ops, one call per other op. Levels may be uint8 (fastest)
+    or float; the result has v's dtype.
     """
-    _, _, h, w = v.shape
+    _, c, h, w = v.shape
     params = op_parameters(ops, levels, negate, h, w, image_size)
+    groups: dict[int, list[int]] = {}
+    for i, op in enumerate(ops.tolist()):
+        groups.setdefault(op, []).append(i)
     out = v.clone()
-    present = set(torch.unique(ops).tolist())
-    geometric = sorted(present & _GEOMETRIC)
+    point = [op for op in sorted(groups) if op in POINT_OPS]
+    if point:
+        rows = [i for op in point for i in groups[op]]
+        lut = torch.empty((len(rows), c, 256), dtype=v.dtype, device=v.device)
+        at = 0
+        for op in point:
+            idx = torch.tensor(groups[op], device=v.device)
+            # the tables of posterize, solarize and brightness do not read the images
+            images = v.index_select(0, idx) if OPS[op] in ("autocontrast", "equalize", "contrast") else v[:0]
+            lut[at:at + idx.numel()] = point_lut(op, images, params[idx]).to(v.dtype)
+            at += idx.numel()
+        idx = torch.tensor(rows, device=v.device)
+        out[idx] = apply_lut(v.index_select(0, idx), lut)
+    geometric = [i for op in sorted(set(groups) & _GEOMETRIC) for i in groups[op]]
     if geometric:
-        idx = torch.isin(ops, torch.tensor(geometric, device=ops.device)).nonzero().flatten()
-        out[idx] = affine_levels(v[idx], affine_matrices(ops[idx], params[idx], h, w))
-    for op in sorted(present - _GEOMETRIC - {IDENTITY}):
-        idx = (ops == op).nonzero().flatten()
-        out[idx] = _run(op, v[idx], params[idx])
+        idx = torch.tensor(geometric, device=ops.device)
+        _affine_into(out, v, _affine_chunks(v, geometric, affine_matrices(ops[idx], params[idx], h, w)))
+    for op in sorted(set(groups) - _GEOMETRIC - POINT_OPS - {IDENTITY}):
+        idx = torch.tensor(groups[op], device=v.device)
+        out[idx] = enhance_levels(v.index_select(0, idx), OPS[op], params[idx])
     return out
 
 
 def apply_ops(x: torch.Tensor, ops: torch.Tensor, levels: torch.Tensor, negate: torch.Tensor,
               image_size: int | None = None) -> torch.Tensor:
     """`apply_ops_levels` on a float [0, 1] batch: rounds to 8-bit levels, returns k/255 values."""
-    return from_levels(apply_ops_levels(to_levels(x), ops, levels, negate, image_size), x.dtype)
+    v = apply_ops_levels(to_levels(x, torch.uint8), ops, levels, negate, image_size)
+    return from_levels(v, x.dtype)
 
 
 def apply_op(x: torch.Tensor, name: str, param: float | None = None) -> torch.Tensor:

@@ -3,9 +3,10 @@
 * The low/high split is spatial, as in the reference: low = torchvision
   `GaussianBlur(kernel_size, sigma)` (kernel exp(−t²/(2σ²)) over the integer offsets
   t = −(k−1)/2 … (k−1)/2, normalised; torch 'reflect' padding, i.e. d c b | a b c d), high = x − low.
-* Amplitude–phase recombination transforms whole (C, H, W) images with `torch.fft.fftn`, the
+* Amplitude–phase recombination transforms whole (C, H, W) images over all three axes, the
   channel axis included (the reference's numpy fftn over H×W×C and torch fftn over dims (1, 2, 3)),
-  combines |F(a)| with ∠F(p) and keeps the real part of the inverse transform.
+  combines |F(a)| with ∠F(p) and keeps the real part of the inverse transform (computed with the
+  real-input FFTs, see `amplitude_phase_mix`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from augforge.ops.image.kernels.filters import pad
 
 _FFT_DIMS = (-3, -2, -1)
+_FFT_BATCH = 4  # pad FFT batches to a multiple of this (see `amplitude_phase_mix`)
 
 
 def gaussian_kernel1d_tv(kernel_size: int, sigma: float, *, dtype: torch.dtype = torch.float64,
@@ -63,10 +65,32 @@ def frequency_split(x: torch.Tensor, kernel_size: int, sigma: float) -> tuple[to
 
 
 def amplitude_phase_mix(amplitude_source: torch.Tensor, phase_source: torch.Tensor) -> torch.Tensor:
-    """Real part of IFFT(|F(amplitude_source)| · exp(i·∠F(phase_source))), FFT over (C, H, W)."""
-    fa = torch.fft.fftn(amplitude_source, dim=_FFT_DIMS)
-    fp = torch.fft.fftn(phase_source, dim=_FFT_DIMS)
-    return torch.fft.ifftn(torch.polar(fa.abs(), fp.angle()), dim=_FFT_DIMS).real
+    """Real part of IFFT(|F(amplitude_source)| · exp(i·∠F(phase_source))), FFT over (C, H, W).
+
+    Both sources are real, so the recombined spectrum is Hermitian and the real part of its
+    inverse is the inverse real FFT of its half: rfftn / irfftn do half the work of fftn / ifftn
+    (same values up to float rounding). |F(a)|·exp(i·∠F(p)) is computed as F(p)·|F(a)|/|F(p)| on
+    the real and imaginary parts, and as |F(a)| where F(p) is 0 (∠0 = 0).
+    The batch is zero-padded to a multiple of _FFT_BATCH images: the FFT library transforms a
+    batch of one image along another code path (rounding differently), and with the padding an
+    image's result does not depend on how many images share the call (batch independence, bit for
+    bit; tests/transforms/test_frequency.py checks it).
+    """
+    n = amplitude_source.shape[0]
+    pad = -n % _FFT_BATCH
+    if pad:
+        zeros = amplitude_source.new_zeros(pad, *amplitude_source.shape[1:])
+        amplitude_source = torch.cat([amplitude_source, zeros])
+        phase_source = torch.cat([phase_source, zeros.to(phase_source.dtype)])
+    fa = torch.view_as_real(torch.fft.rfftn(amplitude_source, dim=_FFT_DIMS))
+    fp = torch.view_as_real(torch.fft.rfftn(phase_source, dim=_FFT_DIMS))
+    magnitude = torch.hypot(fa[..., 0], fa[..., 1])
+    phase_magnitude = torch.hypot(fp[..., 0], fp[..., 1])
+    nonzero = phase_magnitude > 0
+    mixed = fp * torch.where(nonzero, magnitude / phase_magnitude, 0.0).unsqueeze(-1)
+    mixed[..., 0] += torch.where(nonzero, 0.0, magnitude)
+    out = torch.fft.irfftn(torch.view_as_complex(mixed), s=amplitude_source.shape[-3:], dim=_FFT_DIMS)
+    return out[:n]
 
 
 def byte_cast(levels: torch.Tensor) -> torch.Tensor:
