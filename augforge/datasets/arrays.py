@@ -34,18 +34,48 @@ def _load_npy(path: Path, what: str, mmap: bool) -> np.ndarray:
     return array
 
 
+PICTURE_KINDS = "biuf"  # bool, signed and unsigned integers, floats: converted per picture (`as_uint8`)
+
+
 def _check_images(images: np.ndarray, path: Path) -> None:
-    if images.dtype != np.uint8:
-        hint = (
-            "floating-point pictures (which may also hold NaN) are not accepted; "
-            if images.dtype.kind == "f" else ""
-        )
+    if images.dtype.kind not in PICTURE_KINDS:
         raise InvalidInputError(
-            f"images {path} must be uint8 (0..255), got {images.dtype}; {hint}"
-            "convert with np.clip(np.round(x * 255), 0, 255).astype(np.uint8)"
+            f"images {path} have dtype {images.dtype}, which cannot hold pictures; use uint8 (0..255), "
+            "another integer type (0..255), bool, or floats in [0, 1]"
         )
     if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (1, 3))):
         raise InvalidInputError(f"images {path} must be (N, H, W) or (N, H, W, 1|3), got {images.shape}")
+
+
+def as_uint8(picture: np.ndarray) -> np.ndarray:
+    """One picture of any accepted dtype -> uint8, or BadInputError with the reason (quarantined).
+
+    uint8 as is; bool -> 0 / 255 (like PIL's mode '1'); other integers must lie in 0..255 and are
+    cast exactly (no rescaling: an int64 array of 0..255 values is common, a 16-bit one is not
+    guessed); floats must be finite and in [0, 1] and become round-half-even(x * 255).
+    """
+    kind, dtype = picture.dtype.kind, picture.dtype
+    if dtype == np.uint8:
+        return picture
+    if picture.size == 0:
+        raise BadInputError(f"empty {dtype} picture {picture.shape}")
+    if kind == "b":
+        return picture.astype(np.uint8) * np.uint8(255)
+    if kind in "iu":
+        lo, hi = int(picture.min()), int(picture.max())
+        if lo < 0 or hi > 255:
+            raise BadInputError(f"{dtype} values {lo}..{hi} lie outside 0..255")
+        return picture.astype(np.uint8)
+    values = picture.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        nan = int(np.isnan(values).sum())
+        raise BadInputError(f"{dtype} picture holds {nan} NaN and {values.size - int(finite.sum()) - nan} "
+                            "infinite values")
+    lo, hi = float(values.min()), float(values.max())
+    if lo < 0.0 or hi > 1.0:
+        raise BadInputError(f"{dtype} values {lo:g}..{hi:g} lie outside [0, 1]")
+    return np.rint(values * 255.0).astype(np.uint8)
 
 
 def _check_labels(labels: Any, count: int, what: str) -> np.ndarray:
@@ -58,7 +88,12 @@ def _check_labels(labels: Any, count: int, what: str) -> np.ndarray:
 
 
 class NumpyArrayReader:
-    """Pictures from an (N, H, W[, C]) uint8 .npy file (memory-mapped), labels from an optional (N,) .npy."""
+    """Pictures from an (N, H, W[, C]) .npy file (memory-mapped), labels from an optional (N,) .npy.
+
+    A file whose dtype cannot hold pictures (complex, strings, records, objects) or whose shape is
+    wrong is refused when the reader opens; bool, integer and float pictures are converted one by
+    one (`as_uint8`), and a picture that cannot be (NaN, inf, out of range) is a bad record.
+    """
 
     kind = "numpy"
 
@@ -98,7 +133,11 @@ class NumpyArrayReader:
     def read(self, index: int) -> Sample:
         images = self._open()
         index = range(len(images))[index]
-        image, meta = self.preprocess.from_array(np.array(images[index]))
+        try:
+            picture = as_uint8(np.array(images[index]))
+        except BadInputError as exc:
+            raise BadInputError(f"{self.images_path.name}[{index}]: {exc}") from None
+        image, meta = self.preprocess.from_array(picture)
         label = None if self._labels is None else int(self._labels[index])
         source = f"{self.images_path.name}[{index}]"
         return Sample(key=f"{index:08d}", image=image, label=label, source=source, meta=meta)

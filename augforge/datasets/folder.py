@@ -130,6 +130,10 @@ class ImageFolderReader:
     def key(self, index: int) -> str:
         return self._keys[index]
 
+    def source(self, index: int) -> str:
+        """The record's relative path, without reading it (quarantine records name the file)."""
+        return self._files[index]
+
     def read(self, index: int) -> Sample:
         rel = self._files[index]
         try:

@@ -7,8 +7,8 @@ File-based kinds also take `max_pixels` (decompression-bomb limit). Kind-specifi
 | kind       | path                                        | options                          |
 |------------|---------------------------------------------|----------------------------------|
 | folder     | folder of pictures (class sub-folders)      | layout, classes, extensions      |
-| webdataset | .tar shard, brace pattern, folder of shards | -                                |
-| numpy      | (N, H, W[, C]) uint8 .npy                    | labels (path of an (N,) .npy)    |
+| webdataset | .tar shard, brace pattern, folder of shards | allow_pipe (`pipe:CMD` sources)  |
+| numpy      | (N, H, W[, C]) .npy: uint8, int, bool, float | labels (path of an (N,) .npy)    |
 | cifar10    | the 'cifar-10-batches-py' folder             | split ('test' or 'train')        |
 
 Paths may use the `augforge:samples` / `augforge:recipes/<name>` scheme.
@@ -31,7 +31,7 @@ COMMON_OPTIONS = ("mode", "resize", "center_crop")
 FILE_OPTIONS = ("max_pixels",)
 KIND_OPTIONS: dict[str, tuple[str, ...]] = {
     "folder": ("layout", "classes", "extensions", *FILE_OPTIONS),
-    "webdataset": FILE_OPTIONS,
+    "webdataset": ("allow_pipe", *FILE_OPTIONS),
     "numpy": ("labels",),
     "cifar10": ("split",),
 }
@@ -60,7 +60,7 @@ def open_reader(kind: str, path: str | os.PathLike[str] | list[Any], **options: 
     if kind == "folder":
         return ImageFolderReader(path, preprocess=preprocess, **options)
     if kind == "webdataset":
-        return WebDatasetReader(path, preprocess=preprocess)
+        return WebDatasetReader(path, preprocess=preprocess, **options)
     if kind == "numpy":
         labels = options.get("labels")
         labels = None if labels is None else _resolve(labels)

@@ -9,6 +9,11 @@ module, no decoding), recording each member's data offset, so `read(i)` seeks st
 Safety: the reader only ever reads image, .cls, .txt and .json members; it never unpickles
 anything (.pyd / .pickle / .pth members are listed in meta but never read). A member name that is
 absolute or contains '..' makes its sample a bad record. Shards must be uncompressed tars.
+Sources are local files only: URLs (http://, s3://, ...) are refused, and a `pipe:CMD` source
+(webdataset's convention: read CMD's standard output) runs a shell command, so it is refused
+unless the caller passes `allow_pipe=True` (recipe input option `allow_pipe: true`, CLI
+`--allow-pipe`). The reader copies an allowed pipe's output to a temporary file per process
+(random access needs seeking). A local file whose name starts with 'pipe:' is named './pipe:...'.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,9 @@ _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x
 _BRACE = re.compile(r"\{([^{}]*)\}")
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 _MAX_LABEL_BYTES = 1 << 20
+PIPE = "pipe:"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_TAR_NAME = re.compile(r"([\w.-]+)\.tar\b")
 
 
 def expand_braces(pattern: str) -> list[str]:
@@ -53,22 +63,77 @@ def expand_braces(pattern: str) -> list[str]:
     return [expanded for item in items for expanded in expand_braces(head + item + tail)]
 
 
-def resolve_shards(spec: str | os.PathLike[str] | list[Any] | tuple[Any, ...]) -> list[Path]:
-    """Shard paths from a path, a brace pattern, a folder (its *.tar, sorted) or a list of those."""
+def is_pipe(source: str, allow_pipe: bool) -> bool:
+    """True for an allowed `pipe:` source, False for a local path; refused URLs raise (nothing runs)."""
+    if source.startswith(PIPE):
+        if not allow_pipe:
+            raise AugforgeError(
+                f"{source!r}: a pipe: source runs a shell command, refused unless explicitly allowed "
+                "(allow_pipe=True, recipe input option `allow_pipe: true`, or --allow-pipe)")
+        if not source[len(PIPE):].strip():
+            raise AugforgeError(f"{source!r}: empty pipe: command")
+        return True
+    if _URL.match(source):
+        raise AugforgeError(f"{source!r}: URLs are not opened, only local files; download the shards, or "
+                            "read them through an explicitly allowed 'pipe:curl -s URL'")
+    return False
+
+
+def resolve_sources(spec: str | os.PathLike[str] | list[Any] | tuple[Any, ...], *,
+                    allow_pipe: bool = False) -> list[str]:
+    """Shard sources from a path, a brace pattern, a folder (its *.tar, sorted), an allowed
+    `pipe:CMD` (braces expanded too) or a list of those."""
     items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
-    shards: list[Path] = []
+    shards: list[str] = []
     for item in items:
         for text in expand_braces(os.fspath(item)):
+            if is_pipe(text, allow_pipe):
+                shards.append(text)
+                continue
             path = Path(text)
             if path.is_dir():
-                shards.extend(sorted(p for p in path.iterdir() if p.suffix == ".tar" and p.is_file()))
+                shards.extend(str(p) for p in sorted(path.iterdir()) if p.suffix == ".tar" and p.is_file())
             elif path.is_file():
-                shards.append(path)
+                shards.append(text)
             else:
                 raise AugforgeError(f"shard not found: {path}")
     if not shards:
         raise AugforgeError(f"no .tar shards found for {spec!r}")
     return shards
+
+
+def resolve_shards(spec: str | os.PathLike[str] | list[Any] | tuple[Any, ...]) -> list[Path]:
+    """Local shard paths from a path, a brace pattern, a folder (its *.tar, sorted) or a list."""
+    return [Path(s) for s in resolve_sources(spec)]
+
+
+def pipe_name(source: str, index: int) -> str:
+    """The file name a pipe source stands for: its command's last '*.tar' word, else pipe-<index>.tar."""
+    found = _TAR_NAME.findall(source)
+    return f"{found[-1]}.tar" if found else f"pipe-{index:06d}.tar"
+
+
+def open_pipe(source: str) -> subprocess.Popen[bytes]:
+    """Start an allowed `pipe:CMD` source (CMD through the shell, as webdataset does); read its stdout."""
+    return subprocess.Popen(source[len(PIPE):], shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def check_pipe(proc: subprocess.Popen[bytes], source: str) -> None:
+    """Wait for a pipe command; a non-zero exit status is an error naming the command."""
+    stderr = proc.stderr.read() if proc.stderr is not None else b""
+    status = proc.wait()
+    if status != 0:
+        tail = stderr.decode("utf-8", errors="replace").strip()[-300:]
+        raise AugforgeError(f"{source!r} exited with status {status}" + (f": {tail}" if tail else ""))
+
+
+def spool_pipe(source: str, target: Path) -> Path:
+    """Copy an allowed pipe source's output to `target` (the reader needs a seekable file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as fh:
+        proc = subprocess.Popen(source[len(PIPE):], shell=True, stdout=fh, stderr=subprocess.PIPE)
+        check_pipe(proc, source)
+    return target
 
 
 @dataclass
@@ -166,11 +231,33 @@ class WebDatasetReader:
 
     kind = "webdataset"
 
-    def __init__(self, shards: Any, *, preprocess: Preprocess | None = None) -> None:
-        self.shards = resolve_shards(shards)
+    def __init__(self, shards: Any, *, preprocess: Preprocess | None = None,
+                 allow_pipe: bool = False) -> None:
+        if not isinstance(allow_pipe, bool):
+            raise AugforgeError(f"allow_pipe must be true or false, got {allow_pipe!r}")
+        self.sources = resolve_sources(shards, allow_pipe=allow_pipe)
+        self.allow_pipe = allow_pipe
         self.preprocess = preprocess or Preprocess()
         self._records: list[_Record] | None = None
         self._keys: list[str] = []
+        self._local: list[Path] | None = None
+        self._spool: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def shards(self) -> list[Path]:
+        """Local shard files; allowed pipe sources are run (once per process) into temporary files."""
+        if self._local is None:
+            local: list[Path] = []
+            for i, source in enumerate(self.sources):
+                if is_pipe(source, self.allow_pipe):
+                    if self._spool is None:
+                        self._spool = tempfile.TemporaryDirectory(prefix="augforge-pipe-")
+                    target = Path(self._spool.name) / f"{i:06d}" / pipe_name(source, i)
+                    local.append(spool_pipe(source, target))
+                else:
+                    local.append(Path(source))
+            self._local = local
+        return self._local
 
     def _index(self) -> list[_Record]:
         if self._records is None:
@@ -182,7 +269,8 @@ class WebDatasetReader:
         return self._records
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_records": None, "_keys": []}  # workers rebuild the index
+        # workers rebuild the index (and run allowed pipes themselves)
+        return {**self.__dict__, "_records": None, "_keys": [], "_local": None, "_spool": None}
 
     def __len__(self) -> int:
         return len(self._index())
@@ -190,6 +278,10 @@ class WebDatasetReader:
     def key(self, index: int) -> str:
         self._index()
         return self._keys[index]
+
+    def source(self, index: int) -> str:
+        """'<shard>:<member prefix>' of the record, without reading it (for quarantine records)."""
+        return self._source(self._index()[index])
 
     def _source(self, record: _Record, name: str | None = None) -> str:
         return f"{self.shards[record.shard].name}:{name or record.prefix}"
@@ -248,4 +340,4 @@ class WebDatasetReader:
         return label
 
     def __repr__(self) -> str:
-        return f"WebDatasetReader({len(self.shards)} shards)"
+        return f"WebDatasetReader({len(self.sources)} shards)"

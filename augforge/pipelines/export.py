@@ -195,6 +195,10 @@ def export_jpeg_shard(job: JpegJob) -> dict[str, int]:
         rel = released_name(meta, job.by_source)
         target = base / rel
         if target.parent not in made:
+            real, dest = target.parent.resolve(), Path(job.dest).resolve()
+            if dest not in real.parents:  # a symlinked folder inside the export pointing elsewhere
+                raise ExportError(f"{entry['op']}/{entry['severity']}/{rel}: its folder resolves to {real}, "
+                                  f"outside {dest}; refusing to write there")
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
         try:
@@ -350,6 +354,9 @@ def _check_complete(manifest: Mapping[str, Any], fmt: str) -> tuple[list[dict[st
                             f"{short[:3]} have fewer")
     if not shards:
         problems.append("the dataset has no shards")
+    if recipe.get("mode") == "random":  # one drawn op per sample, not every op x severity
+        problems = [f"{fmt} needs every op x severity of every input (a mode 'grid' recipe); this dataset "
+                    "was written in mode 'random'"]
     if problems:
         raise ExportError(f"cannot export as {fmt}:\n  - " + "\n  - ".join(problems))
     return shards, n_inputs

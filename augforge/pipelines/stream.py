@@ -21,11 +21,12 @@ WORLD_SIZE environment variables. Every rank must use the same `num_workers`. Sh
 splitting gives ranks unequal sample counts when shards differ in size (DDP needs equal batch
 counts: write equal shards, or cut the epoch).
 
-Safety. Shards are local files (paths, brace patterns, folders, lists); URLs such as `pipe:` or
-`http:` are not opened. Only image members (jpg, jpeg, png, webp, bmp, ppm) and .cls / .txt /
-.json are read; every other member (.pyd, .pickle, .pth, ...) is skipped without reading its
-bytes, and nothing is ever unpickled. Images go through augforge's PIL decoder (format allow-list,
-pixel limit, full decode).
+Safety. Shards are local files (paths, brace patterns, folders, lists); `http://` and other URLs
+are refused, and `pipe:CMD` sources (CMD's output, through the shell) only with `allow_pipe=True`.
+Samples whose member names are absolute or contain '..' are bad samples (raised or skipped).
+Only image members (jpg, jpeg, png, webp, bmp, ppm) and .cls / .txt / .json are read; every
+other member (.pyd, .pickle, .pth, ...) is skipped without reading its bytes, and nothing is ever
+unpickled. Images go through augforge's PIL decoder (format allow-list, pixel limit, full decode).
 
 Determinism. A sample's key is its member prefix (tar-safe as the WebDataset reader makes it), and
 its corruption draws only from generators seeded by (seed, key, transform, epoch): the output does
@@ -53,7 +54,7 @@ from augforge.core.errors import AugforgeError, BadInputError, InvalidParameterE
 from augforge.core.seeding import derive_seed
 from augforge.datasets.decode import DEFAULT_MAX_PIXELS, Preprocess
 from augforge.datasets.keys import sanitize_key
-from augforge.datasets.tar import IMAGE_EXTS, resolve_shards
+from augforge.datasets.tar import IMAGE_EXTS, check_pipe, is_pipe, open_pipe, resolve_sources
 from augforge.transforms.base import SeededTransform
 from augforge.transforms.choice import RandomOpChoice
 
@@ -84,6 +85,7 @@ class StreamConfig:
     device: str
     preprocess: Preprocess
     on_error: str
+    allow_pipe: bool = False
 
 
 # --------------------------------------------------------------------------- splitting
@@ -167,10 +169,22 @@ class TarSamples:
     def __call__(self, src: Iterator[dict[str, str]]) -> Iterator[dict[str, Any]]:
         handler = wds.reraise_exception if self.cfg.on_error == "raise" else wds.warn_and_continue
         for item in src:
-            with open(item["url"], "rb") as fh:
-                members = tar_file_expander([{"url": item["url"], "stream": fh}], handler=handler,
+            url = item["url"]
+            if not is_pipe(url, self.cfg.allow_pipe):
+                with open(url, "rb") as fh:
+                    members = tar_file_expander([{"url": url, "stream": fh}], handler=handler,
+                                                select_files=wanted_member)
+                    yield from group_by_keys(members, handler=handler)
+                continue
+            proc = open_pipe(url)
+            try:
+                members = tar_file_expander([{"url": url, "stream": proc.stdout}], handler=handler,
                                             select_files=wanted_member)
                 yield from group_by_keys(members, handler=handler)
+            finally:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            check_pipe(proc, url)
 
 
 class SampleSplit:
@@ -243,6 +257,10 @@ def parse_label(sample: Mapping[str, Any]) -> int | None:
     return value
 
 
+def _unsafe_key(key: str) -> bool:
+    return key.startswith("/") or ".." in key.replace("\\", "/").split("/")
+
+
 class Decode:
     """Stage 5: {key, pixels (uint8 C×H×W tensor), label} from the raw members, safely."""
 
@@ -253,6 +271,8 @@ class Decode:
         for sample in src:
             where = f"{Path(sample.get('__url__', '?')).name}:{sample['__key__']}"
             try:
+                if _unsafe_key(sample["__key__"]):
+                    raise BadInputError("unsafe member name (absolute or with '..')")
                 ext = next((e for e in IMAGE_EXTS if e in sample), None)
                 if ext is None:
                     members = sorted(k for k in sample if not k.startswith("__"))
@@ -358,8 +378,8 @@ class StreamDataset(wds.DataPipeline):
 OpsOrRecipe = SeededTransform | Sequence[Any] | str | os.PathLike[str] | Any | None
 
 
-def load_random_recipe(source: Any) -> tuple[list[Any], int, dict[str, Any]]:
-    """(op entries, seed, decode options) of a mode-'random' recipe (YAML path, mapping or Recipe)."""
+def load_random_recipe(source: Any) -> tuple[list[Any], int, dict[str, Any], float]:
+    """(op entries, seed, decode options, p) of a mode-'random' recipe (YAML path, mapping or Recipe)."""
     from augforge.pipelines.recipe import OpEntry, Recipe
 
     if isinstance(source, Recipe):
@@ -391,11 +411,14 @@ def load_random_recipe(source: Any) -> tuple[list[Any], int, dict[str, Any]]:
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise RecipeError(f"invalid recipe {source}: seed must be an int, got {seed!r}")
+    p = data.get("p", 1.0)
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+        raise RecipeError(f"invalid recipe {source}: p must be a number in [0, 1], got {p!r}")
     options = (data.get("input") or {}).get("options") or {}
     decode = {k: options[k] for k in ("mode", "resize", "center_crop", "max_pixels") if k in options}
-    chosen = [{"name": e.name, "severities": e.levels, "preset": e.preset, "params": e.params}
-              for e in entries]
-    return chosen, seed, decode
+    chosen = [{"name": e.name, "severities": e.levels, "preset": e.preset, "params": e.params,
+               "weight": e.weight} for e in entries]
+    return chosen, seed, decode, float(p)
 
 
 def resolve_transform(ops: OpsOrRecipe, seed: int, p: float) -> SeededTransform | None:
@@ -436,21 +459,23 @@ def stream(
     world_size: int | None = None,
     split: str = "auto",
     partial: bool = True,
-    p: float = 1.0,
+    p: float | None = None,
     image_mode: str | None = None,
     resize: int | Sequence[int] | None = None,
     center_crop: int | Sequence[int] | None = None,
     max_pixels: int | None = None,
     on_error: str = "raise",
+    allow_pipe: bool = False,
 ) -> StreamDataset:
     """A WebDataset pipeline over clean shards that corrupts samples on the fly (see module doc).
 
     urls: a shard path, brace pattern ('train-{000..009}.tar'), folder of .tar files, or a list.
     ops_or_recipe: a `SeededTransform` in single mode (AugMix, HybridAugmentPP, PRIME,
     RandomCorruption, ...), a list of ops ('fog', 'snow@3', 'contrast@1-5', or mappings) drawn
-    one per sample with probability `p`, a mode-'random' recipe (path, mapping or Recipe), or None
-    (clean). seed: the transform seed for lists and recipes (None: the recipe's, else 0); a
-    transform instance keeps its own seed, and `seed` (default 0) then seeds the shuffles.
+    one per sample with probability `p` (default 1; a recipe's own `p`), a mode-'random' recipe
+    (path, mapping or Recipe), or None (clean). seed: the transform seed for lists and recipes
+    (None: the recipe's, else 0); a transform instance keeps its own seed, and `seed` (default 0)
+    then seeds the shuffles.
     batch_size: yield {'image': (B, C, H, W), 'label': (B,) long (-1 = none), 'key': [B]}; None
     yields one sample at a time (corrupted in chunks of the same size, same output). partial:
     keep the last, smaller batch. shuffle: sample buffer size (0: file order; > 0 also permutes the
@@ -460,15 +485,16 @@ def stream(
     the readers' mode/resize/center_crop/max_pixels options do it (a recipe's input options are
     the defaults).
     on_error: 'raise' on an unreadable sample, or 'skip' it with a warning.
+    allow_pipe: accept `pipe:CMD` sources (CMD runs in a shell in each reader); refused by default.
     """
     recipe_decode: dict[str, Any] = {}
     if _is_recipe(ops_or_recipe):
-        entries, recipe_seed, recipe_decode = load_random_recipe(ops_or_recipe)
+        entries, recipe_seed, recipe_decode, recipe_p = load_random_recipe(ops_or_recipe)
         seed = recipe_seed if seed is None else seed
-        transform = RandomOpChoice(entries, p=p, seed=seed)
+        transform = RandomOpChoice(entries, p=recipe_p if p is None else p, seed=seed)
     else:
         seed = 0 if seed is None else seed
-        transform = resolve_transform(ops_or_recipe, seed, p)
+        transform = resolve_transform(ops_or_recipe, seed, 1.0 if p is None else p)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidParameterError(f"stream: seed must be an int, got {seed!r}")
     for name, value, choices in (("split", split, SPLITS), ("decode", decode, DECODES),
@@ -485,9 +511,11 @@ def stream(
     options.setdefault("max_pixels", DEFAULT_MAX_PIXELS)
     preprocess = Preprocess.from_options(**options)
     rank, world_size = resolve_rank(rank, world_size)
-    shards = [str(path) for path in resolve_shards(urls)]
+    if not isinstance(allow_pipe, bool):
+        raise InvalidParameterError(f"stream: allow_pipe must be True or False, got {allow_pipe!r}")
+    shards = resolve_sources(urls, allow_pipe=allow_pipe)
     cfg = StreamConfig(shards=shards, transform=transform, seed=seed, epoch=epoch, rank=rank,
                        world_size=world_size, split=split, shuffle=shuffle, batch_size=batch_size,
                        partial=bool(partial), decode=decode, device=str(torch.device(device)),
-                       preprocess=preprocess, on_error=on_error)
+                       preprocess=preprocess, on_error=on_error, allow_pipe=allow_pipe)
     return StreamDataset(cfg)

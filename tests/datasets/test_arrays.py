@@ -54,8 +54,8 @@ def test_numpy_reader_grayscale_and_modes(tmp_path):
 @pytest.mark.parametrize(
     ("array", "message"),
     [
-        (np.full((2, 4, 4, 3), np.nan, np.float32), "must be uint8.*float32.*NaN"),
-        (np.zeros((2, 4, 4, 3), np.int16), "must be uint8.*int16"),
+        (np.zeros((2, 4, 4, 3), np.complex64), "dtype complex64, which cannot hold pictures"),
+        (np.zeros((2, 4, 4), "U1"), "dtype <U1, which cannot hold pictures"),
         (np.zeros((2, 4, 4, 4), np.uint8), r"must be \(N, H, W\)"),
         (np.zeros((8, 8), np.uint8), r"must be \(N, H, W\)"),
     ],
@@ -63,6 +63,28 @@ def test_numpy_reader_grayscale_and_modes(tmp_path):
 def test_numpy_reader_refuses_wrong_arrays(tmp_path, array, message):
     with pytest.raises(InvalidInputError, match=message):
         NumpyArrayReader(save(tmp_path / "bad.npy", array))
+
+
+def test_numpy_reader_converts_or_refuses_each_picture(tmp_path):
+    floats = np.zeros((4, 2, 2), np.float32)
+    floats[0] = [[0.0, 0.5], [1.0, 0.2]]  # 0.5 * 255 = 127.5 -> 128 (half to even), 0.2 * 255 = 51.0000007
+    floats[1, 0, 0], floats[2, 1, 1], floats[3, 0, 1] = np.nan, -np.inf, 1.5
+    reader = NumpyArrayReader(save(tmp_path / "f.npy", floats), preprocess=Preprocess(mode="L"))
+    np.testing.assert_array_equal(reader.read(0).image[..., 0], [[0, 128], [255, 51]])
+    for index, reason in ((1, "1 NaN and 0 infinite"), (2, "0 NaN and 1 infinite"),
+                          (3, r"values 0\.\.1\.5 lie outside \[0, 1\]")):
+        with pytest.raises(BadInputError, match=rf"f\.npy\[{index}\]: float32 .*{reason}"):
+            reader.read(index)
+    ints = np.array([[[0, 255]], [[256, 0]], [[-1, 3]]], np.int64)
+    reader = NumpyArrayReader(save(tmp_path / "i.npy", ints), preprocess=Preprocess(mode="L"))
+    np.testing.assert_array_equal(reader.read(0).image[..., 0], [[0, 255]])
+    with pytest.raises(BadInputError, match=r"int64 values 0\.\.256 lie outside 0\.\.255"):
+        reader.read(1)
+    with pytest.raises(BadInputError, match=r"values -1\.\.3"):
+        reader.read(2)
+    masks = NumpyArrayReader(save(tmp_path / "b.npy", np.array([[[True, False]]])),
+                             preprocess=Preprocess(mode="L"))
+    np.testing.assert_array_equal(masks.read(0).image[..., 0], [[255, 0]])
 
 
 def test_numpy_reader_refuses_pickled_and_bad_labels(tmp_path):

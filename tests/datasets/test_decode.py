@@ -207,3 +207,37 @@ def test_first_frame_of_a_gif():
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
     out = decode_image(buf.getvalue())
     assert out.shape == (10, 10, 3) and (out == 40).all()
+
+
+def adam7_gray_png(pixels: np.ndarray, keep_passes: int = 7) -> bytes:
+    """An interlaced (Adam7) 8-bit gray PNG, written by hand (PIL only writes non-interlaced ones)."""
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+              (0, 1, 1, 2))
+    raw = b"".join(b"\0" + row.tobytes() for x0, y0, dx, dy in passes[:keep_passes]
+                   for row in pixels[y0::dy, x0::dx] if row.size)
+    height, width = pixels.shape
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw))
+            + png_chunk(b"IEND", b""))
+
+
+def test_png_row_count_check_accepts_every_complete_layout():
+    gray = RNG.integers(0, 256, (37, 53), dtype=np.uint8)
+    np.testing.assert_array_equal(decode_image(adam7_gray_png(gray), mode="L")[..., 0], gray)
+    rgb = random_rgb(37, 53)
+    for img in (Image.fromarray(rgb), Image.fromarray(rgb).convert("1"), Image.fromarray(rgb).convert("P"),
+                Image.fromarray(rgb).convert("RGBA"), Image.fromarray(rgb).convert("LA"),
+                Image.fromarray(gray.astype(np.uint16) * 257), Image.fromarray(rgb[:1, :1])):
+        assert decode_image(encode(img, "PNG")).shape == (img.height, img.width, 3), img.mode
+
+
+def test_png_whose_complete_stream_is_short_is_truncated():
+    gray = RNG.integers(0, 256, (37, 53), dtype=np.uint8)
+    with pytest.raises(BadInputError, match="truncated file: PNG image data holds"):
+        decode_image(adam7_gray_png(gray, keep_passes=6))  # the last pass (every odd row) missing
+    rows = zlib.compress(b"".join(b"\0" + gray[r].tobytes() for r in range(36)))  # 36 of 37 rows
+    header = struct.pack(">IIBBBBB", 53, 37, 8, 0, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows)
+            + png_chunk(b"IEND", b""))
+    with pytest.raises(BadInputError, match="holds 1944 of the 1998 bytes"):
+        decode_image(data)
