@@ -34,5 +34,5 @@ def test_cli_commands_exist():
 
     commands = set(get_command(app).commands)  # type: ignore[attr-defined]
     cli_lines = "\n".join(re.findall(r"```bash\n(.*?)```", README, flags=re.S))
-    mentioned = set(re.findall(r"^augforge (\w+)", cli_lines, flags=re.M))
+    mentioned = set(re.findall(r"^augforge ([\w-]+)", cli_lines, flags=re.M))
     assert mentioned and mentioned <= commands, mentioned - commands
