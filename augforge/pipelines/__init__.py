@@ -12,6 +12,7 @@ released layouts ('imagenet-c' JPEG folders, 'cifar10-c' arrays); recipes ask fo
 
 from augforge.pipelines.execute import GenerateSummary, ShardFailedError, generate
 from augforge.pipelines.export import FORMATS, ExportError, ExportSummary, export_dataset
+from augforge.pipelines.fsio import OutputWriteError
 from augforge.pipelines.manifest import AccountingError, library_versions
 from augforge.pipelines.plan import Plan, ShardTask, make_plan
 from augforge.pipelines.recipe import Recipe, apply_overrides, load_recipe, parse_compact_op
@@ -24,6 +25,7 @@ __all__ = [
     "ExportError",
     "ExportSummary",
     "GenerateSummary",
+    "OutputWriteError",
     "Plan",
     "Recipe",
     "ShardConfig",

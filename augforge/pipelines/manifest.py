@@ -114,12 +114,27 @@ def build_manifest(
         "recipe": recipe.model_dump(mode="json"),
         "versions": library_versions(),
         "input": {**input_id, "count": plan.n_inputs},
-        "layout": "<op>/<severity>/shard-NNNNNN.tar (WebDataset: <key>.<png|jpg> + <key>.json)",
+        "layout": ("random/shard-NNNNNN.tar (WebDataset: <key>.<png|jpg> + <key>.json with the drawn op)"
+                   if recipe.mode == "random" else
+                   "<op>/<severity>/shard-NNNNNN.tar (WebDataset: <key>.<png|jpg> + <key>.json)"),
         "shards": shards,
         "accounting": counts,
         "quarantine": {"file": QUARANTINE_NAME, "inputs": len(quarantine)},
         "run": {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **run},
     }
+
+
+def recorded_shas(out_dir: Path, fingerprint: str) -> dict[str, str]:
+    """path -> sha256 of each shard in out_dir's manifest.json when the same plan (`fingerprint`)
+    wrote it, else {} (no manifest, another recipe, unreadable): a shard that disagrees with its
+    manifest entry is rebuilt even when its sidecar record agrees with it."""
+    try:
+        doc = json.loads((out_dir / MANIFEST_NAME).read_bytes())
+        if doc.get("fingerprint") != fingerprint:
+            return {}
+        return {str(s["path"]): str(s["sha256"]) for s in doc["shards"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def write_records(out_dir: Path, manifest: dict[str, Any], quarantine: list[dict[str, Any]]) -> None:

@@ -25,7 +25,6 @@ from tests.pipelines.conftest import (
     N_SAMPLES,
     SAMPLES,
     SMALL,
-    byte_relevant,
     read_manifest,
     recipe_dict,
     shard_shas,
@@ -91,28 +90,6 @@ def test_shard_contents_match_the_op(tmp_path: Path, dask_client: Any) -> None:
     loaded = list(wds.WebDataset(str(first), shardshuffle=False).decode("rgb8"))
     assert [s["__key__"] for s in loaded] == manifest["shards"][0]["keys"]
     assert loaded[0]["png"].shape == (48, 48, 3) and loaded[0]["json"]["op"] == "gaussian_noise"
-
-
-def test_one_and_two_workers_write_identical_bytes(tmp_path: Path) -> None:
-    # mixed picture sizes (shorter side 48) exercise the same-size batching; batch sizes differ too
-    # (5 per shard: both shards hold 72x48, 48x48 and 55x48 pictures, the 55x48 one mid-shard)
-    mixed = {"input": {"options": {"resize": 48}}, "output": {"samples_per_shard": 5}}
-    one = generate(recipe_dict(tmp_path / "w1", **mixed, execution={"workers": 1, "batch_size": 8}),
-                   progress=False)
-    two = generate(recipe_dict(tmp_path / "w2", **mixed, execution={"workers": 2, "batch_size": 3}),
-                   progress=False)
-    assert one.built == two.built == 2 * GROUPS
-    shas = shard_shas(tmp_path / "w1")
-    assert len(shas) == 2 * GROUPS and shas == shard_shas(tmp_path / "w2")
-    for path in shas:
-        assert (tmp_path / "w1" / path).read_bytes() == (tmp_path / "w2" / path).read_bytes()
-    m1, m2 = read_manifest(tmp_path / "w1"), read_manifest(tmp_path / "w2")
-    assert byte_relevant(m1) == byte_relevant(m2)
-    assert m1["run"]["workers"] == 1 and m2["run"]["workers"] == 2
-    with tarfile.open(tmp_path / "w1" / "contrast/2/shard-000001.tar") as tar:
-        sizes = [Image.open(io.BytesIO(tar.extractfile(m).read())).size  # type: ignore[union-attr]
-                 for m in tar.getmembers() if m.name.endswith(".png")]
-    assert sizes == [(48, 48), (48, 48), (48, 48), (55, 48), (48, 48)]  # stored in input order
 
 
 def make_dirty_folder(root: Path) -> Path:
