@@ -2,7 +2,8 @@
 
 A plan depends only on the recipe and the number of inputs (never on image contents, worker
 count or batch size), so the same recipe always maps to the same shards. One ShardTask is one
-Dask task and one shard `<op>/<severity>/shard-NNNNNN.tar`.
+Dask task and one shard `<op>/<severity>/shard-NNNNNN.tar`; in mode random one task per range
+draws an op per sample from every candidate and writes `random/shard-NNNNNN.tar`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from augforge.pipelines.recipe import Recipe
 
 SHARD_NAME = "shard-{index:06d}.tar"
+# Mode random: the one group (op, severity) its shards are accounted under, and their folder.
+RANDOM_OP, RANDOM_SEVERITY = "random", 0
 
 
 def canonical_json(obj: Any) -> str:
@@ -39,6 +42,8 @@ class ShardTask:
     shard: int
     path: str  # relative to the output directory, POSIX separators
     fingerprint: str  # sha256 of everything that decides this shard's bytes
+    choices: list[dict[str, Any]] | None = None  # mode random: the candidate ops drawn from per sample
+    p: float = 1.0  # mode random: the chance a sample is corrupted (else written clean)
 
     @property
     def group(self) -> str:
@@ -100,6 +105,8 @@ def make_plan(recipe: Recipe, n_inputs: int, input_path: str | None = None) -> P
     if n_inputs < 0:
         raise ValueError(f"n_inputs must be >= 0, got {n_inputs}")
     base = byte_parts(recipe, input_identity(recipe, input_path), n_inputs)
+    if recipe.mode == "random":
+        return _random_plan(recipe, n_inputs, base)
     ops_part = [e.model_dump(include={"name", "severities", "preset", "params"}) for e in recipe.ops]
     plan_fp = sha256_text(canonical_json({**base, "ops": ops_part}))
     base_text = canonical_json(base)
@@ -127,3 +134,25 @@ def make_plan(recipe: Recipe, n_inputs: int, input_path: str | None = None) -> P
                     )
                 )
     return Plan(tasks=tasks, n_inputs=n_inputs, ranges=ranges, fingerprint=plan_fp, groups=groups)
+
+
+def random_choices(recipe: Recipe) -> list[dict[str, Any]]:
+    """The candidate entries of a mode-random recipe, as `RandomOpChoice` and `stream` take them."""
+    return [e.model_dump(include={"name", "severities", "preset", "params", "weight"}) for e in recipe.ops]
+
+
+def _random_plan(recipe: Recipe, n_inputs: int, base: dict[str, Any]) -> Plan:
+    """Mode random: one task per input range over all candidates, `random/shard-NNNNNN.tar`."""
+    choices = random_choices(recipe)
+    plan_fp = sha256_text(canonical_json({**base, "ops": choices, "p": recipe.p}))
+    base_text, op_text = canonical_json(base), canonical_json([RANDOM_OP, choices, recipe.p])
+    ranges = index_ranges(n_inputs, recipe.output.samples_per_shard)
+    tasks = [
+        ShardTask(op=RANDOM_OP, severity=RANDOM_SEVERITY, preset="", params={}, start=start, stop=stop,
+                  shard=index, path=f"{RANDOM_OP}/{SHARD_NAME.format(index=index)}",
+                  fingerprint=sha256_text(f"{base_text}|{op_text}|{start}:{stop}"), choices=choices,
+                  p=recipe.p)
+        for index, (start, stop) in enumerate(ranges)
+    ]
+    return Plan(tasks=tasks, n_inputs=n_inputs, ranges=ranges, fingerprint=plan_fp,
+                groups=[(RANDOM_OP, RANDOM_SEVERITY)])

@@ -1,14 +1,19 @@
 """`RandomOpChoice`: one of several (op, severities, preset, params) entries per sample.
 
 The per-sample choice behind `augforge.stream(urls, ["fog@3", "snow@1-5", ...])` and recipes in
-random mode: with probability p, entry j ~ U{entries}, then a severity ~ U{entry j's levels}.
-It draws exactly like `RandomCorruption` (same name in the seed, U coin, U entry, U severity,
-then one 62-bit seed for the op's generator), so a list of plain op names gives the same output
-as `RandomCorruption(ops=names, p=p)` with the same seed, keys and epoch.
+random mode: with probability p, entry j ~ U{entries} (or ∝ the entries' weights), then a
+severity ~ U{entry j's levels}. It draws exactly like `RandomCorruption` (same name in the seed,
+U coin, U entry, U severity, then one 62-bit seed for the op's generator), so a list of plain op
+names gives the same output as `RandomCorruption(ops=names, p=p)` with the same seed, keys and epoch.
+
+`draw(keys)` returns those per-sample draws without touching pixels and `apply_draws` runs one
+(entry, severity) group of them: the offline writer of random-mode recipes
+(`augforge.pipelines.shards`) uses both, so its dataset equals what `stream` yields at epoch 0.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,16 +31,28 @@ from augforge.transforms.corruption import preset_for_size
 
 @dataclass(frozen=True)
 class OpEntryChoice:
-    """One choosable op: its levels, preset (None: chosen by image size) and parameter overrides."""
+    """One choosable op: its levels, preset (None: chosen by image size), parameter overrides and
+    relative weight (the chance of choosing it is weight / sum of weights)."""
 
     name: str
     severities: tuple[int, ...]
     preset: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One sample's draw: entry index, op name, severity and the seed of the op's generator."""
+
+    entry: int
+    name: str
+    severity: int
+    seed: int
 
 
 def parse_entry(item: str | Mapping[str, Any] | OpEntryChoice) -> OpEntryChoice:
-    """'fog', 'fog@3', 'fog@1-5', 'fog@1,3' or {name, severities|severity, preset, params}."""
+    """'fog', 'fog@3', 'fog@1-5', 'fog@1,3' or {name, severities|severity, preset, params, weight}."""
     if isinstance(item, OpEntryChoice):
         return item
     if isinstance(item, str):
@@ -49,10 +66,10 @@ def parse_entry(item: str | Mapping[str, Any] | OpEntryChoice) -> OpEntryChoice:
         data = dict(item)
     else:
         raise InvalidParameterError(f"RandomOpChoice: an op must be a string or a mapping, got {item!r}")
-    unknown = sorted(set(data) - {"name", "severities", "severity", "preset", "params"})
+    unknown = sorted(set(data) - {"name", "severities", "severity", "preset", "params", "weight"})
     if unknown or not isinstance(data.get("name"), str):
         raise InvalidParameterError(f"RandomOpChoice: bad op entry {item!r} (keys: name, severities or "
-                                    f"severity, preset, params; unknown: {unknown})")
+                                    f"severity, preset, params, weight; unknown: {unknown})")
     if "severity" in data and "severities" in data:
         raise InvalidParameterError(f"RandomOpChoice: {data['name']}: give severity or severities, not both")
     spec = _spec(data["name"])
@@ -60,7 +77,12 @@ def parse_entry(item: str | Mapping[str, Any] | OpEntryChoice) -> OpEntryChoice:
     params = data.get("params") or {}
     if not isinstance(params, Mapping):
         raise InvalidParameterError(f"RandomOpChoice: {spec.name}: params must be a mapping, got {params!r}")
-    return OpEntryChoice(spec.name, tuple(levels), data.get("preset"), dict(params))
+    weight = data.get("weight")
+    weight = 1.0 if weight is None else weight
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
+        raise InvalidParameterError(f"RandomOpChoice: {spec.name}: weight must be a finite number > 0, "
+                                    f"got {weight!r}")
+    return OpEntryChoice(spec.name, tuple(levels), data.get("preset"), dict(params), float(weight))
 
 
 def _spec(name: str) -> OpSpec:
@@ -74,10 +96,11 @@ def _spec(name: str) -> OpSpec:
 
 
 class RandomOpChoice(SeededTransform):
-    """Corrupt each sample with probability p by one entry (uniform) at one of its levels (uniform).
+    """Corrupt each sample with probability p by one entry (uniform, or ∝ weight) at one of its
+    levels (uniform).
 
     entries: op names with optional levels ('fog', 'fog@3', 'snow@1-5') or mappings
-    {name, severities, preset, params}; without a preset the table follows the image size like
+    {name, severities, preset, params, weight}; without a preset the table follows the image size like
     `RandomCorruption` (≥ 128 px 'imagenet', ≥ 64 'tiny', else 'cifar'). Every (entry, level) is
     built once at construction, so a bad level, preset or parameter fails here, not mid-epoch.
     """
@@ -93,6 +116,11 @@ class RandomOpChoice(SeededTransform):
         if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
             raise InvalidParameterError(f"RandomOpChoice: p must be a number in [0, 1], got {p!r}")
         self.p = float(p)
+        weights = [e.weight for e in self.entries]
+        # Equal weights keep RandomCorruption's floor(u * n) pick; otherwise u falls in a cumulative bin.
+        total = math.fsum(weights)
+        self._bins = None if len(set(weights)) == 1 else [math.fsum(weights[:i + 1]) / total
+                                                         for i in range(len(weights) - 1)]
         self._ops: dict[tuple[int, int, str], Op] = {}
         for index, entry in enumerate(self.entries):
             spec = get_op(entry.name)
@@ -127,7 +155,8 @@ class RandomOpChoice(SeededTransform):
             if row[0] >= self.p:
                 out.append(None)
                 continue
-            index = min(math.floor(row[1] * n), n - 1)
+            index = (min(math.floor(row[1] * n), n - 1) if self._bins is None
+                     else bisect.bisect_right(self._bins, row[1]))
             levels = self.entries[index].severities
             out.append((index, levels[min(math.floor(row[2] * len(levels)), len(levels) - 1)], int(seed)))
         return out
@@ -147,6 +176,32 @@ class RandomOpChoice(SeededTransform):
             out[rows_t] = op(x[rows_t], [generator_for(seeds[i], x.device) for i in rows])
         return out
 
+    def draw(self, keys: Sequence[str], device: torch.device | str = "cpu") -> list[Draw | None]:
+        """Per key: the draw `forward(x, keys=keys)` makes at the current epoch (None: left clean).
+        It depends only on (seed, key, epoch) and the device type of the generators."""
+        if not keys:
+            return []
+        gens = self.generators(len(keys), torch.device(device), keys)
+        return [None if d is None else Draw(d[0], self.entries[d[0]].name, d[1], d[2])
+                for d in self.plan(gens)]
+
+    def op_for(self, entry: int, severity: int, height: int, width: int) -> Op:
+        """The built op that corrupts an image of this size for (entry, severity)."""
+        return self._ops[(entry, severity, self.preset_for(entry, height, width))]
+
+    def apply_draws(self, x: torch.Tensor, draws: Sequence[Draw]) -> torch.Tensor:
+        """Corrupt a (B, C, H, W) float batch whose samples all drew the same (entry, severity),
+        each from its own op generator: sample i equals its row of `forward` for the same draw."""
+        groups = {(d.entry, d.severity) for d in draws}
+        if len(groups) != 1 or len(draws) != x.shape[0]:
+            raise InvalidParameterError(f"RandomOpChoice.apply_draws: need one draw per sample and one "
+                                        f"(entry, severity) for all, got {sorted(groups)}")
+        entry, severity = groups.pop()
+        op = self.op_for(entry, severity, x.shape[-2], x.shape[-1])
+        return op(x, [generator_for(d.seed, x.device) for d in draws])
+
     def extra_repr(self) -> str:
-        shown = [f"{e.name}@{','.join(map(str, e.severities))}" for e in self.entries]
+        weighted = self._bins is not None
+        shown = [f"{e.name}@{','.join(map(str, e.severities))}" + (f"×{e.weight:g}" if weighted else "")
+                 for e in self.entries]
         return f"entries={shown}, p={self.p}, {super().extra_repr()}"

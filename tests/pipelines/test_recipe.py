@@ -87,9 +87,9 @@ def test_every_bad_field_is_listed_at_once() -> None:
     assert "(8 problem(s))" in msg
 
 
-def test_random_mode_is_refused_clearly() -> None:
-    assert "mode 'random' (one random op per sample) is not implemented yet" in errors_of(
-        "ops: [contrast]\nmode: random\n")
+def test_unknown_mode_names_both_modes() -> None:
+    assert "mode must be 'grid' (every op x severity) or 'random' (one drawn op per sample)" in errors_of(
+        "ops: [contrast]\nmode: randm\n")
 
 
 def test_same_op_severity_twice_is_refused() -> None:
@@ -129,7 +129,7 @@ def test_compact_and_mapping_forms_resolve_alike() -> None:
     # the stored form is explicit, and it validates again to the same recipe
     dumped = r.model_dump()
     assert dumped["ops"][3] == {"name": "brightness", "severities": [4], "severity": None,
-                                "preset": "imagenet", "params": {}}
+                                "preset": "imagenet", "params": {}, "weight": None}
     assert load_recipe(dumped) == r
 
 
