@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from augforge.core.errors import AugforgeError
@@ -33,8 +34,8 @@ def friendly_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except AugforgeError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
+        except AugforgeError as exc:  # the message is text, not markup: '[...]' in it is kept as is
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -155,12 +156,26 @@ def generate_command(
             "recipe's output.formats).",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Start a cluster: slurm, pbs, lsf, sge (batch jobs) or local-cuda.")
+    ] = None,
+    cluster_config: Annotated[
+        Path | None, typer.Option(help="YAML file of execution.cluster keys (queue, cores, memory, ...).")
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Refuse (quarantine) pictures with more pixels (input option).")
+    ] = None,
+    allow_pipe: Annotated[
+        bool, typer.Option("--allow-pipe", help="Let webdataset inputs be 'pipe:CMD' (runs CMD in a shell).")
+    ] = False,
 ) -> None:
     """Write a corrupted dataset as WebDataset shards with a manifest, as RECIPE says."""
     from augforge.pipelines import generate, load_recipe
+    from augforge.pipelines.clusters import with_cluster
     from augforge.resources import resolve_path
 
-    spec = load_recipe(Path(resolve_path(recipe)))
+    spec = with_cluster(load_recipe(Path(resolve_path(recipe))), cluster, cluster_config, scheduler)
+    spec = with_input_options(spec, max_pixels=max_pixels, allow_pipe=allow_pipe or None)
     summary = generate(
         spec,
         out=out,
@@ -172,6 +187,48 @@ def generate_command(
         console=console,
     )
     console.print(summary.describe() if hasattr(summary, "describe") else summary)
+    print_accounting(summary.manifest)
+
+
+def with_input_options(spec: Any, **options: Any) -> Any:
+    """The recipe with these input options set (None values are left out), validated again."""
+    from augforge.pipelines.recipe import validate_recipe
+
+    given = {name: value for name, value in options.items() if value is not None}
+    if not given:
+        return spec
+    data = spec.model_dump()
+    data["input"]["options"].update(given)
+    return validate_recipe(data, "<command line>")
+
+
+def print_accounting(manifest: Path) -> None:
+    """The manifest's input accounting as one line: read = written + quarantined."""
+    total = json.loads(manifest.read_text(encoding="utf-8"))["accounting"]["total"]
+    console.print(f"accounting (inputs x op/severity): read {total['read']} = written {total['written']} "
+                  f"+ quarantined {total['quarantined']}")
+
+
+@app.command("cluster-script")
+@friendly_errors
+def cluster_script_command(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML file (or augforge:recipes/<name>).")],
+    cluster: Annotated[str | None, typer.Option(help="Batch system: slurm, pbs, lsf or sge.")] = None,
+    cluster_config: Annotated[
+        Path | None, typer.Option(help="YAML file of execution.cluster keys (queue, cores, memory, ...).")
+    ] = None,
+) -> None:
+    """Print the job script `generate --cluster` would submit for each batch job (submits nothing)."""
+    from augforge.pipelines import load_recipe
+    from augforge.pipelines.clusters import JOBQUEUE_KINDS, job_script, with_cluster
+    from augforge.resources import resolve_path
+
+    spec = with_cluster(load_recipe(Path(resolve_path(recipe))), cluster, cluster_config)
+    kind = spec.execution.cluster.kind if spec.execution.cluster else None
+    if kind not in JOBQUEUE_KINDS:
+        raise AugforgeError(f"no batch cluster to show (execution.cluster.kind is {kind}): give --cluster "
+                            f"{'|'.join(JOBQUEUE_KINDS)} or set it in the recipe")
+    typer.echo(job_script(spec.execution), nl=False)
 
 
 @app.command("export")

@@ -83,3 +83,40 @@ def print_table(headers: list[str], rows: list[list[object]]) -> None:
     print("  ".join("-" * w for w in widths))
     for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+class OtherLoad:
+    """CPU time that processes outside this one and its reaped children used meanwhile, as a
+    fraction of the machine (0 = idle apart from us, 1 = every core busy with others): says
+    whether a timing was taken on a shared machine. Linux only (/proc/stat); None elsewhere."""
+
+    def __enter__(self) -> OtherLoad:
+        self.fraction: float | None = None
+        self._start = (_busy_seconds(), _own_cpu(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy0, own0, t0 = self._start
+        busy1 = _busy_seconds()
+        if busy0 is None or busy1 is None:
+            return
+        wall = time.perf_counter() - t0
+        other = (busy1 - busy0) - (_own_cpu() - own0)
+        self.fraction = max(0.0, other / (wall * (os.cpu_count() or 1)))
+
+
+def _busy_seconds() -> float | None:
+    """Non-idle CPU seconds of the whole machine since boot (/proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    import resource
+
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from augforge.core.errors import AugforgeError, RecipeError
 from augforge.pipelines.export import ExportError, ExportSummary, export_dataset
-from augforge.pipelines.fsio import remove_stale_temps
+from augforge.pipelines.fsio import prepare_output_dir, remove_stale_temps
 from augforge.pipelines.manifest import (
     MANIFEST_NAME,
     QUARANTINE_NAME,
     build_manifest,
     merge_quarantine,
+    recorded_shas,
     write_records,
 )
 from augforge.pipelines.plan import Plan, ShardTask, input_identity, make_plan
@@ -62,12 +63,14 @@ class GenerateSummary:
     dashboard: str | None
     fingerprint: str
     exports: list[ExportSummary] = field(default_factory=list)  # released formats written after the shards
+    mode: str = "grid"  # 'random': one folder, one drawn op per sample
 
     def describe(self) -> str:
         """A few human-readable lines for the CLI."""
         lines = [
             f"wrote {self.images_written} images in {self.shards} shards "
-            f"({self.groups} op x severity folders) to {self.out_dir}",
+            + (f"({self.groups} op x severity folders)" if self.mode == "grid"
+               else "(random mode: one drawn op per sample)") + f" to {self.out_dir}",
             f"inputs: {self.inputs}; quarantined: {self.quarantined}"
             + (f" (see {self.quarantine})" if self.quarantined else ""),
             f"shards built: {self.built}; resumed (verified): {self.resumed}"
@@ -89,6 +92,8 @@ def resolve_input(recipe: Recipe) -> tuple[str, str]:
     raw = recipe.input.path
     if raw is None:
         raise RecipeError("input.path is not set: give it in the recipe or with --input PATH")
+    if raw.startswith("pipe:"):  # a command, run by the reader only when input option allow_pipe is set
+        return raw, raw
     real = str(Path(resolve_path(raw)).expanduser().resolve())
     return (raw if raw.startswith("augforge:") else real), real
 
@@ -102,19 +107,31 @@ def _open_input(recipe: Recipe, path: str) -> Any:
         raise RecipeError(f"input: cannot open a {recipe.input.reader!r} reader on {path}: {exc}") from None
 
 
-def check_existing(out_dir: Path, tasks: list[ShardTask]) -> tuple[dict[str, ShardResult], list[ShardTask],
-                                                                   dict[str, str]]:
-    """Verify shards already on disk (in parallel threads: hashing is I/O and releases the GIL).
+def share_keys(result: ShardResult, key_lists: dict[tuple[int, int], list[str]]) -> ShardResult:
+    """Point `result.keys` at an equal list seen before for its input range: one list per range
+    instead of one per (op, severity), so the client's memory grows with the inputs only."""
+    same = key_lists.setdefault((result.start, result.stop), result.keys)
+    if same is not result.keys and same == result.keys:
+        result.keys = same
+    return result
+
+
+def check_existing(out_dir: Path, tasks: list[ShardTask], recorded: Mapping[str, str] | None = None,
+                   ) -> tuple[dict[str, ShardResult], list[ShardTask], dict[str, str]]:
+    """Verify shards already on disk (in parallel threads: hashing is I/O and releases the GIL),
+    against their sidecars and the previous manifest's sha256 (`recorded`, path -> sha256).
     Returns (reusable results by path, tasks to build, why each existing shard is rebuilt)."""
+    shas = dict(recorded or {})
     candidates = [t for t in tasks if (out_dir / t.path).exists()]
     verified: dict[str, ShardResult] = {}
     invalid: dict[str, str] = {}
+    key_lists: dict[tuple[int, int], list[str]] = {}
     if candidates:
         with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
-            for task, (res, why) in zip(candidates, pool.map(lambda t: verify_shard(out_dir, t), candidates),
-                                        strict=True):
+            checks = pool.map(lambda t: verify_shard(out_dir, t, shas.get(t.path)), candidates)
+            for task, (res, why) in zip(candidates, checks, strict=True):
                 if res is not None:
-                    verified[task.path] = res
+                    verified[task.path] = share_keys(res, key_lists)
                 else:
                     invalid[task.path] = why
     todo = [t for t in tasks if t.path not in verified]
@@ -150,20 +167,28 @@ def _connect(recipe: Recipe, n_tasks: int) -> tuple[Client, Any]:
             return Client(address, timeout="30s"), None
         except OSError as exc:
             raise AugforgeError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    from augforge.pipelines.clusters import gpu_worker_options, start_cluster
+
+    if recipe.execution.cluster is not None:  # batch jobs (dask-jobqueue) or one worker per GPU (dask-cuda)
+        cluster = start_cluster(recipe.execution, n_tasks)
+        return Client(cluster), cluster
     import dask
 
     workers = recipe.execution.workers or os.cpu_count() or 1
     # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
     # adaptive mmap threshold: every buffer over 128 KiB (zlib's state in each PNG encode, batch
     # tensors) is then mmap'ed and page-faulted afresh, ~30% more CPU per 32 x 32 picture. These
-    # workers live for one run, so they keep glibc's defaults.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    # workers live for one run, so they keep glibc's defaults. Dask's statistical profiler (a
+    # stack sample every 10 ms, for the dashboard's profile page) costs ~8% of a worker's CPU here.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          "distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(
             n_workers=max(1, min(workers, n_tasks)),
             threads_per_worker=1,  # one task at a time per process; torch threads set per task
             processes=True,
             dashboard_address=":0",
             silence_logs=logging.ERROR,
+            **gpu_worker_options(recipe.execution.device),  # GPU=1 so GPU tasks can run here
         )
     return Client(cluster), cluster
 
@@ -190,9 +215,13 @@ def _run_tasks(
     # input rows it has just decoded, which it keeps (shards.read_range)
     todo = sorted(todo, key=lambda t: t.start)
     keys = [f"augforge-shard-{t.op}-{t.severity}-{t.shard:06d}-{run_id}" for t in todo]
-    futures = client.map(run_shard, todo, cfg=cfg, key=keys, pure=False)
+    from augforge.pipelines.clusters import task_resources
+
+    futures = client.map(run_shard, todo, cfg=cfg, key=keys, pure=False,
+                         resources=task_resources(client, cfg.device))  # CUDA: GPU workers only
     by_key = dict(zip(keys, todo, strict=True))
     done: dict[str, ShardResult] = {}
+    key_lists: dict[tuple[int, int], list[str]] = {}
     failed: list[tuple[ShardTask, BaseException]] = []
     for future in as_completed(futures):
         task = by_key[future.key]
@@ -200,7 +229,7 @@ def _run_tasks(
             exc = future.exception()
             failed.append((task, exc if isinstance(exc, BaseException) else RuntimeError(str(exc))))
         else:
-            result: ShardResult = future.result()
+            result: ShardResult = share_keys(future.result(), key_lists)
             done[result.path] = result
         future.release()
         if progress is not None:
@@ -243,12 +272,13 @@ def generate(
     if n_inputs == 0:
         console.print(f"[yellow]warning:[/yellow] the input {input_real} holds no samples")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir)  # an unwritable output fails here, naming the folder and the cause
+    recorded = recorded_shas(out_dir, plan.fingerprint)  # a shard must match its old manifest entry too
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # present only after a complete run
     remove_stale_temps(out_dir, "")
-    for op, level in plan.groups:
-        remove_stale_temps(out_dir / op / str(level), "shard-")
-    results, todo, invalid = check_existing(out_dir, plan.tasks)
+    for folder in sorted({Path(t.path).parent for t in plan.tasks}):  # <op>/<severity>, or random
+        remove_stale_temps(out_dir / folder, "shard-")
+    results, todo, invalid = check_existing(out_dir, plan.tasks, recorded)
     if results or invalid:
         console.print(f"resume: {len(results)} shard(s) verified and reused, {len(invalid)} failed "
                       f"verification and will be rebuilt")
@@ -276,6 +306,8 @@ def generate(
                       f"({len(plan.groups)} op x severity, {n_inputs} inputs) in {out_dir}")
         built, failed = _execute(own_client, todo, cfg, plan, len(results), progress, console)
         results.update(built)
+        for folder in sorted({Path(t.path).parent for t in todo}):  # left by workers killed mid-write
+            remove_stale_temps(out_dir / folder, "shard-")
         if not failed:  # records are written before the (slow) worker shutdown, timed without it
             summary = _finish(recipe, plan, results, input_id, out_dir, started, invalid, dashboard, console)
             summary.exports = _export(recipe, out_dir, own_client, shown)
@@ -344,5 +376,5 @@ def _finish(recipe: Recipe, plan: Plan, results: dict[str, ShardResult], input_i
         resumed=len(results) - len(built), rebuilt=len(invalid),
         images_written=manifest["accounting"]["total"]["written"], images_built=images_built,
         quarantined=len(quarantine), elapsed_s=elapsed, images_per_s=rate, dashboard=dashboard,
-        fingerprint=plan.fingerprint,
+        fingerprint=plan.fingerprint, mode=recipe.mode,
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from augforge.core.errors import AugforgeError, RecipeError
 from augforge.core.registry import build_op, get_op
+from augforge.pipelines.clusters import AdaptSpec, ClusterSpec, check_execution
 from augforge.pipelines.export import format_problems
 
 _COMPACT = re.compile(r"^\s*(?P<name>[A-Za-z0-9_\-]+)\s*(?:@\s*(?P<levels>[0-9,\-\s]+))?\s*$")
@@ -35,6 +36,28 @@ class InputSpec(_Section):
     reader: str = "folder"
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_reader_and_options(self) -> InputSpec:
+        """Reader kind and option names checked when the recipe loads (not when a worker opens it)."""
+        from augforge.datasets.decode import Preprocess
+        from augforge.datasets.readers import COMMON_OPTIONS, FILE_OPTIONS, KIND_OPTIONS
+
+        if self.reader not in KIND_OPTIONS:
+            raise ValueError(f"unknown reader {self.reader!r}; choose from {', '.join(KIND_OPTIONS)}")
+        allowed = COMMON_OPTIONS + KIND_OPTIONS[self.reader]
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for reader {self.reader!r}; allowed: "
+                             f"{', '.join(allowed)}")
+        if not isinstance(self.options.get("allow_pipe", False), bool):
+            raise ValueError(f"options.allow_pipe must be true or false, got {self.options['allow_pipe']!r}")
+        decoding = {k: v for k, v in self.options.items() if k in COMMON_OPTIONS + FILE_OPTIONS}
+        try:
+            Preprocess.from_options(**decoding)
+        except AugforgeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 def parse_compact_op(text: str) -> dict[str, Any]:
@@ -71,6 +94,7 @@ class OpEntry(_Section):
     severity: int | None = None
     preset: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    weight: float | None = Field(None, gt=0, allow_inf_nan=False)  # mode random: relative chance of this op
 
     @model_validator(mode="before")
     @classmethod
@@ -144,6 +168,7 @@ class ExecutionSpec(_Section):
     scheduler: str | None = None  # 'tcp://host:8786' or a scheduler JSON file; None = LocalCluster
     batch_size: int = Field(32, ge=1)  # same-size pictures corrupted together
     device: str = "cpu"  # 'cuda' / 'cuda:N' runs the ops on a GPU (its bytes may differ from CPU's)
+    cluster: ClusterSpec | None = None  # a cluster to start: batch jobs or local-cuda (pipelines/clusters.py)
 
     @field_validator("device")
     @classmethod
@@ -151,6 +176,11 @@ class ExecutionSpec(_Section):
         if not _DEVICE.match(value):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _where_to_run(self) -> ExecutionSpec:
+        check_execution(self.device, self.scheduler, self.cluster)
+        return self
 
 
 class Recipe(_Section):
@@ -162,20 +192,29 @@ class Recipe(_Section):
     ops: list[OpEntry] = Field(min_length=1)
     mode: str = "grid"
     seed: int = 0
+    p: float = Field(1.0, ge=0.0, le=1.0)  # mode random: chance a sample is corrupted (else written clean)
     output: OutputSpec = Field(default_factory=OutputSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
     @field_validator("mode")
     @classmethod
     def _mode(cls, value: str) -> str:
-        if value == "random":
-            raise ValueError("mode 'random' (one random op per sample) is not implemented yet; use 'grid'")
-        if value != "grid":
-            raise ValueError(f"mode must be 'grid' (every op x severity) or 'random', got {value!r}")
+        if value not in ("grid", "random"):
+            raise ValueError(f"mode must be 'grid' (every op x severity) or 'random' (one drawn op per "
+                             f"sample), got {value!r}")
         return value
 
     @model_validator(mode="after")
     def _unique_outputs(self) -> Recipe:
+        if self.mode == "random":
+            return self._random_checks()
+        weighted = [e.name for e in self.ops if e.weight is not None]
+        if weighted:
+            raise ValueError(f"ops: weight ({', '.join(weighted)}) is for mode 'random'; grid mode runs "
+                             "every op x severity")
+        if self.p != 1.0:
+            raise ValueError(f"p: {self.p} is for mode 'random' (chance a sample is corrupted); grid mode "
+                             "corrupts every sample under every op x severity")
         seen: set[tuple[str, int]] = set()
         for entry in self.ops:
             for level in entry.levels:
@@ -192,6 +231,15 @@ class Recipe(_Section):
             raise ValueError("output.formats: " + "; ".join(problems))
         return self
 
+    def _random_checks(self) -> Recipe:
+        """Mode random: the ops are the candidates of one draw per sample (an op may be listed more
+        than once, e.g. with other params, as `stream` allows), written to <out>/random/."""
+        if self.output.formats:
+            raise ValueError(f"output.formats {self.output.formats}: released benchmark layouts need every "
+                             "op x severity of every input (mode 'grid'); mode 'random' writes one draw per "
+                             "sample to <out>/random/")
+        return self
+
 
 # Model class per section name, to list the allowed keys when an unknown key is found.
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -199,6 +247,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "ops": OpEntry,
     "output": OutputSpec,
     "execution": ExecutionSpec,
+    "cluster": ClusterSpec,
+    "adapt": AdaptSpec,
 }
 
 
@@ -285,6 +335,7 @@ def apply_overrides(
         data["execution"]["workers"] = workers
     if scheduler is not None:
         data["execution"]["scheduler"] = scheduler
+        data["execution"]["cluster"] = None  # a running cluster replaces one the recipe would start
     if seed is not None:
         data["seed"] = seed
     return validate_recipe(data, "<overrides>")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import numpy as np
 from augforge.core.errors import AugforgeError, BadInputError, InvalidInputError
 from augforge.pipelines.fsio import HashingWriter, atomic_file, atomic_write, file_sha256
 from augforge.pipelines.plan import ShardTask, canonical_json
+from augforge.pipelines.pngenc import encode_png
 from augforge.pipelines.tario import ShardTarWriter
 
 SIDECAR_FORMAT = "augforge-shard/1"
@@ -38,7 +40,10 @@ _READER_CACHE_SIZE = 4
 Rows = list[tuple[int, Any, dict[str, Any] | None]]  # (index, sample or None, quarantine record or None)
 _RANGE_CACHE: OrderedDict[tuple[str, str, int, int], Rows] = OrderedDict()
 _RANGE_CACHE_SIZE = 2
-_RANGE_CACHE_BYTES = 1 << 29  # ranges with more decoded pixels than this (512 MiB) are not kept
+# Decoded pixels kept in all (256 MiB): one range of 1000 ImageNet-sized pictures (150 MB), two of
+# smaller ones; tasks come range by range, so the latest range is the one reused.
+_RANGE_CACHE_BYTES = 1 << 28
+_RANGE_SIZES: dict[tuple[str, str, int, int], int] = {}  # bytes of each cached range
 
 
 @dataclass(frozen=True)
@@ -153,14 +158,15 @@ def get_reader(cfg: ShardConfig) -> Any:
 
 def encode_image(pixels: np.ndarray, encoding: str, jpeg_quality: int = 85, png_level: int = 3) -> bytes:
     """uint8 HWC -> PNG (zlib level `png_level`, no optimize pass) or JPEG (`jpeg_quality`,
-    optimized Huffman tables like the ImageNet-C saver; pixels do not depend on it) bytes."""
+    optimized Huffman tables like the ImageNet-C saver; pixels do not depend on it) bytes.
+    PNG goes through pngenc.encode_png: Pillow's bytes without Pillow's Python overhead."""
     from PIL import Image
 
+    if encoding == "png":
+        return encode_png(pixels, png_level)
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     buf = io.BytesIO()
-    if encoding == "png":
-        image.save(buf, format="PNG", compress_level=png_level, optimize=False)
-    elif encoding == "jpg":
+    if encoding == "jpg":
         image.save(buf, format="JPEG", quality=jpeg_quality, optimize=True)
     else:
         raise ValueError(f"unknown encoding {encoding!r}")
@@ -274,6 +280,31 @@ def write_shard(
     return sha, size
 
 
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
+
+
+def _check_key(key: Any) -> str | None:
+    """Why a reader's key cannot name tar members (the readers sanitize theirs), or None."""
+    if isinstance(key, str) and _SAFE_KEY.fullmatch(key):
+        return None
+    return f"unsafe sample key {key!r}: keys are '/'-separated [A-Za-z0-9_-] names (no dots, no '..')"
+
+
+def output_path(out_dir: str | Path, rel: str) -> Path:
+    """`out_dir / rel` with its folder made; refuses a `rel` that is absolute or has '..', and a
+    folder that resolves outside `out_dir` (a symlink inside the output pointing elsewhere)."""
+    base = Path(out_dir).resolve()
+    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise AugforgeError(f"refusing to write {rel!r}: absolute or with '..'")
+    target = base / rel
+    real = target.parent.resolve()  # links of the existing part followed, before anything is made
+    if real != base and base not in real.parents:
+        raise AugforgeError(f"refusing to write {rel}: its folder resolves to {real}, outside the output "
+                            f"directory {base} (a symlink?)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def _read_rows(reader: Any, start: int, stop: int) -> Rows:
     """(index, sample, None) per readable row, (index, None, quarantine record) per bad one."""
     rows: Rows = []
@@ -285,7 +316,7 @@ def _read_rows(reader: Any, start: int, stop: int) -> Rows:
             source = _source_of(reader, index, exc, key)
             rows.append((index, None, _record(index, key, source, str(exc), "read")))
             continue
-        problem = _check_pixels(sample.image)
+        problem = _check_pixels(sample.image) or _check_key(sample.key)
         if problem is not None:
             rows.append((index, None, _record(index, sample.key, sample.source, problem, "read")))
             continue
@@ -306,8 +337,9 @@ def read_range(cfg: ShardConfig, start: int, stop: int) -> Rows:
     size = sum(s.image.nbytes for _, s, _ in rows if s is not None)
     if cfg.run_id and size <= _RANGE_CACHE_BYTES:
         _RANGE_CACHE[key] = rows
-        while len(_RANGE_CACHE) > _RANGE_CACHE_SIZE:
-            _RANGE_CACHE.popitem(last=False)
+        _RANGE_SIZES[key] = size
+        while len(_RANGE_CACHE) > _RANGE_CACHE_SIZE or sum(_RANGE_SIZES.values()) > _RANGE_CACHE_BYTES:
+            _RANGE_SIZES.pop(_RANGE_CACHE.popitem(last=False)[0])  # oldest first; the new range fits
     return rows
 
 
@@ -318,7 +350,12 @@ def run_shard(task: ShardTask, cfg: ShardConfig) -> ShardResult:
     started = time.perf_counter()
     if cfg.torch_threads and torch.get_num_threads() != cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    batcher = _Batcher(task, cfg)
+    if task.choices is None:
+        batcher: Any = _Batcher(task, cfg)
+    else:  # mode random: one drawn op per sample
+        from augforge.pipelines.random_shards import RandomBatcher
+
+        batcher = RandomBatcher(task, cfg)
     for index, sample, bad in read_range(cfg, task.start, task.stop):
         if bad is not None:
             batcher.quarantined.append(dict(bad))
@@ -346,7 +383,7 @@ def run_shard(task: ShardTask, cfg: ShardConfig) -> ShardResult:
         "fingerprint": task.fingerprint,
         "plan_fingerprint": cfg.plan_fingerprint,
     }
-    sha, size = write_shard(Path(cfg.out_dir) / task.path, ordered, cfg.encoding, sidecar)
+    sha, size = write_shard(output_path(cfg.out_dir, task.path), ordered, cfg.encoding, sidecar)
     return ShardResult(
         path=task.path, op=task.op, severity=task.severity, shard=task.shard, start=task.start,
         stop=task.stop, count=len(keys), sha256=sha, size=size, keys=keys, quarantined=quarantined,
@@ -354,9 +391,11 @@ def run_shard(task: ShardTask, cfg: ShardConfig) -> ShardResult:
     )
 
 
-def verify_shard(out_dir: Path, task: ShardTask) -> tuple[ShardResult | None, str]:
+def verify_shard(out_dir: Path, task: ShardTask,
+                 manifest_sha: str | None = None) -> tuple[ShardResult | None, str]:
     """Check an existing shard of `task`: tar + sidecar present, same fingerprint and range,
-    size and sha256 match. Returns (result, '') when it can be reused, else (None, why)."""
+    size and sha256 match (and equal `manifest_sha`, the manifest's record, where given).
+    Returns (result, '') when it can be reused, else (None, why)."""
     tar = out_dir / task.path
     side = sidecar_path(tar)
     if not tar.is_file():
@@ -380,6 +419,8 @@ def verify_shard(out_dir: Path, task: ShardTask) -> tuple[ShardResult | None, st
         sha = file_sha256(tar)
         if sha != info["sha256"]:
             return None, "sha256 differs from the sidecar record"
+        if manifest_sha is not None and sha != manifest_sha:
+            return None, "sha256 differs from the manifest"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"unreadable sidecar record ({exc})"
     result = ShardResult(
