@@ -102,7 +102,8 @@ def measure_op(name: str, size: int, preset: str, pics: np.ndarray, args: argpar
         chw = torch.from_numpy(pics).permute(0, 3, 1, 2).contiguous()
         ours.update({f"{d}_uint8": chw.to(d) for d in args.device.split(",")})
     for x in ours.values():
-        op(x, 0)  # warm-up (caches, thread pools)
+        for _ in range(3):  # warm-up: caches, thread pools, and the allocator (the first op of a
+            op(x, 0)        # process measured 2x slower after a single warm-up call)
     factory = ALBUMENTATIONS.get(name)
     incumbents: dict[str, Callable[[np.ndarray], object]] = {
         "imagecorruptions": lambda p: reference(p, name, args.severity)}
