@@ -187,7 +187,9 @@ def _connect(recipe: Recipe, n_tasks: int) -> tuple[Client, Any]:
             threads_per_worker=1,  # one task at a time per process; torch threads set per task
             processes=True,
             dashboard_address=":0",
-            silence_logs=logging.ERROR,
+            # a failed shard comes back to the client, which reports it once (ShardFailedError);
+            # the workers' own "Compute Failed" tracebacks would repeat it for every shard
+            silence_logs=logging.CRITICAL,
             **gpu_worker_options(recipe.execution.device),  # GPU=1 so GPU tasks can run here
         )
     return Client(cluster), cluster
