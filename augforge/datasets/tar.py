@@ -113,15 +113,33 @@ def pipe_name(source: str, index: int) -> str:
     return f"{found[-1]}.tar" if found else f"pipe-{index:06d}.tar"
 
 
+def _start_pipe(source: str, stdout: Any) -> subprocess.Popen[bytes]:
+    """Start `pipe:CMD` through the shell with its stderr in a temporary file (proc.stderr), not a
+    pipe: a command that writes more than a pipe holds (64 KiB) to stderr while its stdout is read
+    would block on that write and never finish."""
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - handed to proc.stderr, closed by check_pipe
+    try:
+        proc = subprocess.Popen(source[len(PIPE):], shell=True, stdout=stdout, stderr=err)
+    except BaseException:
+        err.close()
+        raise
+    proc.stderr = err
+    return proc
+
+
 def open_pipe(source: str) -> subprocess.Popen[bytes]:
     """Start an allowed `pipe:CMD` source (CMD through the shell, as webdataset does); read its stdout."""
-    return subprocess.Popen(source[len(PIPE):], shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return _start_pipe(source, subprocess.PIPE)
 
 
 def check_pipe(proc: subprocess.Popen[bytes], source: str) -> None:
     """Wait for a pipe command; a non-zero exit status is an error naming the command."""
-    stderr = proc.stderr.read() if proc.stderr is not None else b""
     status = proc.wait()
+    stderr = b""
+    if proc.stderr is not None:
+        with proc.stderr:
+            proc.stderr.seek(max(0, proc.stderr.seek(0, os.SEEK_END) - 4096))
+            stderr = proc.stderr.read()
     if status != 0:
         tail = stderr.decode("utf-8", errors="replace").strip()[-300:]
         raise AugforgeError(f"{source!r} exited with status {status}" + (f": {tail}" if tail else ""))
@@ -131,8 +149,7 @@ def spool_pipe(source: str, target: Path) -> Path:
     """Copy an allowed pipe source's output to `target` (the reader needs a seekable file)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as fh:
-        proc = subprocess.Popen(source[len(PIPE):], shell=True, stdout=fh, stderr=subprocess.PIPE)
-        check_pipe(proc, source)
+        check_pipe(_start_pipe(source, fh), source)
     return target
 
 

@@ -81,3 +81,19 @@ def dask_client() -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
+
+
+def _tasks_running(dask_worker: Any) -> int:
+    return len(dask_worker.state.executing) + len(dask_worker.state.long_running)
+
+
+@pytest.fixture(autouse=True)
+def _no_task_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Restart the shared cluster's workers when a test leaves a task running on them (a timeout or
+    failure mid-run). Such a task keeps its worker's only thread after its future is released; the
+    scheduler forgets it and queues later tasks behind it, so every later test on the shared client
+    would hang until its own timeout (each worker runs one task at a time)."""
+    client = request.getfixturevalue("dask_client") if "dask_client" in request.fixturenames else None
+    yield
+    if client is not None and any(client.run(_tasks_running).values()):
+        client.restart()

@@ -134,7 +134,12 @@ def test_generate_from_20k_file_folder_stays_under_2_gib(folder_20k: Path, tmp_p
     proc = subprocess.Popen([sys.executable, "-m", "augforge", "generate", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with PeakRSS(proc.pid) as rss:
-        output, _ = proc.communicate(timeout=300)
+        try:
+            output, _ = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # not left blocking on its output pipe with its workers alive
+            output, _ = proc.communicate()
+            pytest.fail(f"augforge generate did not finish in 300 s:\n{output[-2000:]}")
     assert proc.returncode == 0, output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     total = manifest["accounting"]["total"]

@@ -287,3 +287,17 @@ def test_pipe_works_when_allowed(tmp_path: Path) -> None:
     assert manifest["input"]["path"] == f"pipe:cat '{shard}'"
     assert manifest["recipe"]["input"]["options"] == {"allow_pipe": True}
     assert [k for s in manifest["shards"] for k in s["keys"]] == ["a", "b"]
+
+
+@pytest.mark.timeout(60)
+def test_pipe_with_a_noisy_stderr_does_not_block(tmp_path: Path) -> None:
+    """200 kB on stderr (more than a pipe holds) before the tar: with stderr in a pipe nobody reads
+    while stdout is read, the command blocks on that write and the stream never ends."""
+    shard = write_tar(tmp_path / "clean-000.tar", [("a.png", png(10)), ("a.cls", b"1")])
+    noise = "head -c 200000 /dev/zero | tr '\\0' x >&2"
+    streamed = list(augforge.stream(f"pipe:{noise}; cat '{shard}'", decode="uint8", allow_pipe=True))
+    assert [(s["key"], s["label"]) for s in streamed] == [("a", 1)]
+    assert len(WebDatasetReader(f"pipe:{noise}; cat '{shard}'", allow_pipe=True)) == 1
+    with pytest.raises(AugforgeError, match=r"exited with status 3: x+ the end$"):
+        list(augforge.stream(f"pipe:{noise}; echo ' the end' >&2; cat '{shard}'; exit 3", decode="uint8",
+                             allow_pipe=True))
