@@ -13,7 +13,8 @@ from PIL import Image
 
 import augforge
 from augforge.core.errors import InvalidInputError, InvalidParameterError
-from augforge.core.registry import build_op, get_op
+from augforge.core.registry import build_op, get_op, list_ops
+from augforge.ops.image import digital
 
 from .metrics import psnr
 from .reference import reference_corrupt
@@ -187,9 +188,13 @@ def test_uint8_input_checks():
         op(torch.zeros(1, 3, 4, 16, dtype=torch.uint8))
     with pytest.raises(InvalidInputError, match="shape"):
         op(torch.zeros(3, 16, 16, dtype=torch.uint8))
-    assert get_op("pixelate").cls.takes_uint8() and not get_op("contrast").cls.takes_uint8()
-    with pytest.raises(InvalidInputError, match="float"):
-        build_op("contrast", 1)(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+    assert get_op("pixelate").cls.takes_uint8()
+    # ops without the 8-bit path (more ops gain one over time, so they come from the registry)
+    float_only = [s.name for s in list_ops("image") if not s.cls.takes_uint8()]
+    assert float_only
+    for name in float_only[:3]:
+        with pytest.raises(InvalidInputError, match="float"):
+            build_op(name, 1)(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
 
 
 def test_float_inputs_round_like_float64_near_half_levels():
@@ -213,6 +218,111 @@ def test_float_inputs_round_like_float64_near_half_levels():
     big = np.resize(values, (1, 3, 96, 96)).astype(np.float32)  # the per-image PIL branch
     got = augforge.to_uint8(build_op("pixelate", 1, scale=1.0)(torch.from_numpy(big)), mode="round")
     np.testing.assert_array_equal(got[0].transpose(2, 0, 1), np.resize(want, (3, 96, 96)))
+
+
+def _via(monkeypatch, use_cv2: bool, x: torch.Tensor, quality: int) -> torch.Tensor:
+    """The op's output with the OpenCV (or PIL) codec forced, whatever the probe says."""
+    monkeypatch.setattr(digital, "_cv2_jpeg_ok", {quality: use_cv2})
+    return digital.jpeg_compression(x, quality)
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (37, 53), (96, 81), (8, 13)])
+def test_jpeg_cv2_codec_equals_the_pil_codec(monkeypatch, images224, shape):
+    """The OpenCV path gives the PIL path's output bit for bit: uint8 and float input (the float
+    pictures round to levels per picture from 80² on and per batch below), 1 and 3 channels."""
+    h, w = shape
+    pics = torch.from_numpy(np.ascontiguousarray(images224[:3, :h, :w])).permute(0, 3, 1, 2).contiguous()
+    for quality in (7, 40, 95):
+        for x in (pics, pics[:, 1:2].contiguous(), pics.float() / 255, (pics[:, :1] / 255.0).double()):
+            via_pil, via_cv2 = _via(monkeypatch, False, x, quality), _via(monkeypatch, True, x, quality)
+            assert via_cv2.dtype == via_pil.dtype == x.dtype and via_cv2.shape == x.shape
+            assert torch.equal(via_cv2, via_pil), (quality, x.dtype, x.shape)
+            assert not torch.equal(via_pil, x)  # the codec did run
+
+
+def test_jpeg_cv2_kernel_equals_pil_on_noise_and_tiny_sizes():
+    """Kernel level, worst cases for chroma subsampling and clipping: random noise, 1-pixel sides."""
+    rng = np.random.default_rng(7)
+    for h, w in [(1, 1), (1, 17), (15, 2), (16, 16), (17, 33)]:
+        for c in (1, 3):
+            src = rng.integers(0, 256, (c, h, w), dtype=np.uint8)
+            for quality in (1, 25, 80):
+                a, b = np.empty_like(src), np.empty_like(src)
+                digital._jpeg_cv2(src, a, quality)
+                digital._jpeg_pil(src, b, quality)
+                np.testing.assert_array_equal(a, b, err_msg=f"{c}x{h}x{w} q{quality}")
+                assert digital._jpeg_bytes_cv2(src, quality) == digital._jpeg_bytes_pil(src, quality)
+
+
+def test_jpeg_probe_selects_opencv_here(monkeypatch):
+    """This environment's OpenCV and Pillow (both libjpeg-turbo 3) agree, so the fast path is used;
+    if this fails, a library update made them differ: results stay right (PIL), only slower."""
+    monkeypatch.setattr(digital, "_cv2_jpeg_ok", {})
+    assert all(digital.probe_cv2_jpeg(q) for q in (1, 7, 25, 50, 80, 95))
+    assert digital.jpeg_codec(25) is digital._jpeg_cv2 and digital._cv2_jpeg_ok == {25: True}
+
+
+@pytest.mark.parametrize("fault", ["bytes", "pixels", "raises"])
+def test_jpeg_falls_back_to_pil_when_the_probe_fails(monkeypatch, images64, fault):
+    """If OpenCV ever writes other bytes, decodes other pixels or fails, the probe says so and the
+    op uses PIL (and still equals PIL); the probe runs once per quality."""
+    real_cv2, real_bytes = digital._jpeg_cv2, digital._jpeg_bytes_cv2
+    calls = {"cv2": 0, "probe": 0}
+
+    def cv2_codec(src, out, quality):
+        calls["cv2"] += 1
+        if fault == "raises":
+            raise RuntimeError("no JPEG codec")
+        real_cv2(src, out, quality)
+        if fault == "pixels":
+            out[..., 0, 0] ^= 1
+
+    def cv2_bytes(src, quality):
+        data = real_bytes(src, quality)
+        return data[:-3] + b"\x00" + data[-2:] if fault == "bytes" else data
+
+    real_probe = digital.probe_cv2_jpeg
+
+    def probe(quality):
+        calls["probe"] += 1
+        return real_probe(quality)
+
+    monkeypatch.setattr(digital, "_cv2_jpeg_ok", {})
+    monkeypatch.setattr(digital, "_jpeg_cv2", cv2_codec)
+    monkeypatch.setattr(digital, "_jpeg_bytes_cv2", cv2_bytes)
+    monkeypatch.setattr(digital, "probe_cv2_jpeg", probe)
+    pics = np.ascontiguousarray(images64[:3, :, :45])
+    chw = torch.from_numpy(pics).permute(0, 3, 1, 2).contiguous()
+    for _ in range(2):
+        got = build_op("jpeg_compression", 2)(chw)
+        want = np.stack([pil_jpeg(im, QUALITY["imagenet"][1]) for im in pics])
+        np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), want)
+    assert digital._cv2_jpeg_ok == {QUALITY["imagenet"][1]: False} and calls["probe"] == 1
+    assert calls["cv2"] <= len(digital._probe_pictures())  # only the probe's pictures went to cv2
+    assert digital.jpeg_codec(QUALITY["imagenet"][1]) is digital._jpeg_pil
+
+
+def test_split_into_copies_when_cv2_returns_new_planes(monkeypatch, images224):
+    """The planes come out right whether cv2.split writes into the given arrays (as it does here)
+    or returns fresh ones (a binding change): pixelate and JPEG still equal PIL."""
+    real_split = digital.cv2.split
+    hwc = np.ascontiguousarray(images224[0, :5, :7])
+    planes = [np.zeros((5, 7), np.uint8) for _ in range(3)]
+    digital._split_into(hwc, planes)
+    np.testing.assert_array_equal(np.stack(planes, -1), hwc)
+    assert digital._SPLIT_IN_PLACE
+    monkeypatch.setattr(digital.cv2, "split", lambda m, mv=None: real_split(m))
+    assert not digital._cv2_split_writes_in_place()
+    monkeypatch.setattr(digital, "_SPLIT_IN_PLACE", False)
+    planes = [np.zeros((5, 7), np.uint8) for _ in range(3)]
+    digital._split_into(hwc, planes)
+    np.testing.assert_array_equal(np.stack(planes, -1), hwc)
+    pics = np.ascontiguousarray(images224[:2, :90, :97])
+    chw = torch.from_numpy(pics).permute(0, 3, 1, 2).contiguous()
+    got = build_op("pixelate", 3)(chw).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(got, np.stack([pil_pixelate(im, SCALE["imagenet"][2]) for im in pics]))
+    got = _via(monkeypatch, True, chw, 15).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(got, np.stack([pil_jpeg(im, 15) for im in pics]))
 
 
 @pytest.mark.skipif(not CUDA, reason="no CUDA device")
