@@ -13,6 +13,7 @@ every later parallel kernel of the process several times slower.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,12 +61,19 @@ def for_each_sample(fn: Callable[[int], T], n: int, device: torch.device | str =
 
 
 def draw(shape: tuple[int, ...], gens: list[torch.Generator], kind: str, *, device: torch.device,
-         dtype: torch.dtype) -> torch.Tensor:
+         dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(B, *shape) tensor, row i filled from gens[i] alone: 'normal' N(0, 1) (= torch.randn) or
-    'uniform' U[0, 1) (= torch.rand), several samples at once."""
-    out = torch.empty((len(gens), *shape), device=device, dtype=dtype)
-    if kind not in ("normal", "uniform"):
+    'uniform' U[0, 1) (= torch.rand) in `dtype`, or 'bits': int32 words whose 32 bits are all
+    uniform and independent (`dtype` ignored), several samples at once.
+
+    'bits' fills each row's words in pairs as full-range int64 draws (`random_(-2**63, None)`, all
+    64 bits uniform), which costs about half as much per word as a float draw; a row of odd length
+    gets one spare word, dropped."""
+    if kind not in ("normal", "uniform", "bits"):
         raise ValueError(f"unknown draw kind {kind!r}")
+    if kind == "bits":
+        return _draw_bits(shape, gens, device)
+    out = torch.empty((len(gens), *shape), device=device, dtype=dtype)
 
     def one(i: int) -> None:
         row = out[i]
@@ -76,3 +84,17 @@ def draw(shape: tuple[int, ...], gens: list[torch.Generator], kind: str, *, devi
 
     for_each_sample(one, len(gens), device, work=out.numel())
     return out
+
+
+def _draw_bits(shape: tuple[int, ...], gens: list[torch.Generator], device: torch.device) -> torch.Tensor:
+    """The 'bits' kind of `draw`."""
+    n = math.prod(shape)
+    pairs = (n + 1) // 2
+    words = torch.empty((len(gens), pairs), device=device, dtype=torch.int64)
+
+    def one(i: int) -> None:
+        words[i].random_(-(2**63), None, generator=gens[i])
+
+    for_each_sample(one, len(gens), device, work=words.numel())
+    out = words.view(torch.int32)
+    return (out if 2 * pairs == n else out[:, :n].contiguous()).view(len(gens), *shape)

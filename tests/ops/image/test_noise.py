@@ -3,6 +3,8 @@ reference definitions (CIFAR-10-C, Tiny-ImageNet-C), plus the per-element noise 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +184,211 @@ def test_sample_draws_only_from_its_generator():
 def test_bad_overrides(name, value, message):
     with pytest.raises(InvalidParameterError, match=message):
         build_op(name, 1, **{PARAM[name]: value})
+
+
+# --------------------------------------------------------------------------- 8-bit paths and draws
+
+
+def u8_batch(n: int = 4, size: int = 48, seed: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+
+
+def via_float(op, x: torch.Tensor, rng) -> torch.Tensor:
+    """The contract of the 8-bit path: the float op on x / 255, truncated like the reference savers."""
+    out = augforge.to_uint8(op(augforge.to_float(x.permute(0, 2, 3, 1).numpy()), rng), mode="truncate")
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("severity, preset", [(1, "imagenet"), (5, "imagenet"), (1, "cifar")])
+def test_uint8_path_equals_float_path(name, severity, preset):
+    """Same draws: the uint8 result is exactly the float result truncated like the savers."""
+    op = build_op(name, severity, preset=preset)
+    assert op.takes_uint8()
+    for x in (u8_batch(), u8_batch(2, size=33)[:, :1].contiguous()):  # RGB, and grey of odd size
+        got = op(x, 11)
+        assert got.dtype == torch.uint8 and got.shape == x.shape
+        assert torch.equal(got, via_float(op, x, 11))
+
+
+def test_truncate_equals_to_uint8_at_every_boundary():
+    """Every float32 within 3e-4/255 of a truncation boundary, where float32 arithmetic would put
+    139 of them one level off: _truncate gives to_uint8's levels."""
+    windows = []
+    for n in range(1, 256):
+        lo, hi = np.float32((n - 3e-4) / 255), np.float32(min(1.0, (n + 1e-4) / 255))
+        windows.append(np.arange(np.array(lo).view(np.int32), np.array(hi).view(np.int32) + 1,
+                                 dtype=np.int32).view(np.float32))
+    y = torch.from_numpy(np.concatenate(windows))
+    want = torch.from_numpy(augforge.to_uint8(y.view(1, 1, 1, -1))).view(-1)
+    got = noise_ops._truncate(y.clone(), torch.empty(y.shape, dtype=torch.uint8), y.double())
+    assert torch.equal(got, want)
+    edges = noise_ops._truncate(torch.tensor([-0.5, 0.0, 1.0, 7.0]), torch.empty(4, dtype=torch.uint8),
+                                torch.empty(4, dtype=torch.float64))
+    assert edges.tolist() == [0, 0, 255, 255]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_sample_draws_only_from_its_generator(name):
+    op = build_op(name, 3)
+    x = u8_batch(3)
+    g = gens(3, seed=20)
+    batch = op(x, g)
+    for i in range(3):
+        assert torch.equal(batch[i:i + 1], op(x[i:i + 1], [torch.Generator().manual_seed(20 + i)]))
+    assert torch.equal(op(x, 5), op(x, 5)) and not torch.equal(op(x, 5), op(x, 6))
+    with pytest.raises(ValueError, match="one generator per sample"):
+        getattr(noise_ops, f"{name}_uint8")(x, 0.1 if name != "shot_noise" else 10.0, g[:2])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_zero_strength_is_identity(name):
+    x = u8_batch(2, size=16)
+    neutral = {"sigma": 0.0, "amount": 0.0, "lam": 1e9}[PARAM[name]]
+    y = build_op(name, 5, **{PARAM[name]: neutral})(x, 3)
+    # lam = 1e9 takes the float fallback: Poisson noise (std ≈ 0.005 levels) may truncate k − 0.003 to k − 1
+    assert (y.int() - x.int()).abs().max() <= (1 if name == "shot_noise" else 0)
+
+
+def test_impulse_amount_one_hits_everything():
+    x = u8_batch(1, size=64)
+    for y in (build_op("impulse_noise", 1, amount=1.0)(x, 0),
+              via_float(build_op("impulse_noise", 1, amount=1.0), x, 0)):
+        assert bool(((y == 0) | (y == 255)).all())
+        assert float((y == 255).double().mean()) == pytest.approx(0.5, abs=0.02)
+
+
+def test_impulse_thresholds_are_the_exact_word_cut_points():
+    # u = (w + 2^31) / 2^32 < p  <=>  w < ceil(p · 2^32) − 2^31
+    assert noise_ops._impulse_thresholds(0.0) == (-(2**31), -(2**31))
+    assert noise_ops._impulse_thresholds(1.0) == (0, 2**31)
+    salt, hit = noise_ops._impulse_thresholds(0.09)
+    assert hit == math.ceil(0.09 * 2**32) - 2**31 and salt == math.ceil(0.045 * 2**32) - 2**31
+
+
+def test_bits_draw_is_per_generator_and_uniform():
+    from augforge.ops.image._threads import draw
+
+    for shape in [(3, 17, 19), (3, 16, 16)]:  # odd and even lengths
+        got = draw(shape, gens(3, seed=40), "bits", device=torch.device("cpu"))
+        assert got.dtype == torch.int32 and got.shape == (3, *shape)
+        n = math.prod(shape)
+        for i in range(3):
+            words = torch.empty((n + 1) // 2, dtype=torch.int64).random_(
+                -(2**63), None, generator=torch.Generator().manual_seed(40 + i))
+            assert torch.equal(got[i].reshape(-1), words.view(torch.int32)[:n])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # large enough to be split over the pool: the same words
+    try:
+        split = draw((3, 256, 256), gens(4, seed=50), "bits", device=torch.device("cpu"))
+    finally:
+        torch.set_num_threads(before)
+    for i in range(4):
+        words = torch.empty(3 * 256 * 128, dtype=torch.int64).random_(
+            -(2**63), None, generator=torch.Generator().manual_seed(50 + i))
+        assert torch.equal(split[i].reshape(-1), words.view(torch.int32))
+    big = draw((4, 128, 128), gens(1), "bits", device=torch.device("cpu")).view(-1)
+    bit_means = torch.stack([(big >> b) & 1 for b in range(32)]).double().mean(1)
+    assert float((bit_means - 0.5).abs().max()) < 0.01
+
+
+def shot_level_pmf(k: int, lam: float) -> np.ndarray:
+    """P(output level = j), j = 0..255, of the float shot path on level k truncated to uint8, written
+    independently with scipy: rate fl32(fl32(k)/255)·lam in float32, level(c) = trunc(255·clip(c/lam))."""
+    from scipy.stats import poisson
+
+    rate = float(np.float32(np.float32(k) / np.float32(255.0)) * np.float32(lam))
+    counts = np.arange(int(np.ceil(lam)) + 1)
+    y = np.clip(counts.astype(np.float32) / np.float32(lam), 0, 1).astype(np.float64)
+    level = np.floor(y * 255 + 1e-4).astype(int)
+    pmf = poisson.pmf(counts, rate)
+    pmf[-1] += poisson.sf(counts[-1], rate)  # counts above ceil(lam) are level 255 too
+    return np.bincount(level, weights=pmf, minlength=256)
+
+
+@pytest.mark.parametrize("lam", [12, 60, 500, 0.7])
+def test_shot_uint8_levels_follow_the_exact_distribution(lam):
+    """Chi-square of the 8-bit sampler's output levels against the exact pmf, per input level,
+    and its mean against the exact mean (the sampler is not torch.poisson: only the law is equal)."""
+    from scipy.stats import chi2
+
+    levels = [0, 1, 9, 64, 128, 200, 254, 255]
+    x = torch.tensor(levels, dtype=torch.uint8).repeat_interleave(4096).view(1, 1, len(levels), 4096)
+    x = x.expand(8, 3, -1, -1).contiguous()  # 8 pictures · 3 channels · 4096 = 98304 draws per level
+    y = build_op("shot_noise", 1, lam=lam)(x, 1)
+    for row, k in enumerate(levels):
+        got = torch.bincount(y[:, :, row].reshape(-1).long(), minlength=256).double().numpy()
+        pmf = shot_level_pmf(k, lam)
+        n = got.sum()
+        expected = pmf * n
+        big = expected >= 5
+        obs = np.append(got[big], got[~big].sum())
+        exp = np.append(expected[big], expected[~big].sum())
+        if exp[-1] < 5:  # fold a tiny remainder into the last large bin
+            obs[-2] += obs[-1]
+            exp[-2] += exp[-1]
+            obs, exp = obs[:-1], exp[:-1]
+        stat = float(((obs - exp) ** 2 / np.maximum(exp, 1e-300)).sum())
+        assert obs[exp == 0].sum() == 0
+        dof = max(len(obs) - 1, 1)
+        assert chi2.sf(stat, dof) > 1e-4 or len(obs) == 1, f"lam {lam} level {k}: chi2 {stat:.1f}, dof {dof}"
+        mean = float((np.arange(256) * pmf).sum())
+        sd = float(np.sqrt((((np.arange(256) - mean) ** 2) * pmf).sum()))
+        assert abs(float((got * np.arange(256)).sum() / n) - mean) <= 5 * sd / np.sqrt(n) + 1e-9
+
+
+def test_shot_tables_match_scipy():
+    from scipy.special import pdtr
+
+    tables = noise_ops._shot_tables(25.0, torch.float32, torch.device("cpu"))
+    thr = tables.counts.thr.view(256, 26)  # counts 0..24 below the cap ceil(25), then the sentinel
+    assert bool((thr[:, 25] == 2**31).all()) and bool((thr[:, 1:] >= thr[:, :-1]).all())
+    for k in (0, 77, 255):
+        rate = float(np.float32(np.float32(k) / np.float32(255.0)) * np.float32(25.0))
+        for c in range(25):
+            assert abs(int(thr[k, c]) - (math.ceil(pdtr(c, rate) * 2**32) - 2**31)) <= 1
+    assert bool((tables.levels.top.long() >= tables.levels.entry.long() % 32768).all())
+
+
+def test_shot_float_path_per_sample_sampler():
+    """Samples on the 8-bit levels use the table sampler, others torch.poisson; each sample's
+    result depends on it alone, whatever the rest of the batch holds."""
+    lam = 12.0
+    on = u8_batch(2, size=32).float().div_(255.0)
+    off = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    batch = torch.cat([on[:1], off, on[1:]])
+    got = noise_ops.shot_noise(batch, lam, gens(3, seed=30))
+    for i in range(3):
+        alone = noise_ops.shot_noise(batch[i:i + 1], lam, [torch.Generator().manual_seed(30 + i)])
+        assert torch.equal(got[i:i + 1], alone)
+    poisson = torch.poisson(off * lam, generator=torch.Generator().manual_seed(31)).div_(lam).clamp_(0, 1)
+    assert torch.equal(got[1:2], poisson)
+    counts = got[[0, 2]] * lam
+    assert torch.allclose(counts, counts.round(), atol=1e-4)
+    direct = torch.poisson(on[:1] * lam, generator=torch.Generator().manual_seed(30)).div_(lam).clamp_(0, 1)
+    assert not torch.equal(got[:1], direct)
+    # float64 levels k/255 are levels too; the tables follow the float64 rates
+    g64 = noise_ops.shot_noise(on.double(), lam, gens(2, seed=30))
+    assert g64.dtype == torch.float64 and torch.allclose(g64 * lam, (g64 * lam).round(), atol=1e-9)
+
+
+def test_shot_uint8_imagenet_psnr_matches_numpy_reference(images224):
+    """The 8-bit shot sampler on the ImageNet-C preset: same PSNR as the numpy definition."""
+    x = torch.from_numpy(images224).permute(0, 3, 1, 2).contiguous()
+    for level in LEVELS:
+        c = CONSTANTS["imagenet"]["shot_noise"][level - 1]
+        rng = np.random.default_rng(2000 + level)
+        want = mean_psnr(images224, np.stack([numpy_noise(im, "shot_noise", c, rng) for im in images224]))
+        got = mean_psnr(images224, build_op("shot_noise", level)(x, 9).permute(0, 2, 3, 1).numpy())
+        assert abs(got - want) < TOLERANCE_DB, f"s{level}: ours {got:.3f}, numpy {want:.3f}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_path_takes_strided_batches(name):
+    """A channels-last view (as from NHWC pictures) gives the same result as its contiguous copy."""
+    op = build_op(name, 2)
+    nhwc = u8_batch(3, size=24).permute(0, 2, 3, 1).contiguous()
+    view = nhwc.permute(0, 3, 1, 2)
+    assert not view.is_contiguous()
+    assert torch.equal(op(view, 4), op(view.contiguous(), 4))
