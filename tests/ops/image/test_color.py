@@ -11,6 +11,7 @@ from skimage.color import hsv2rgb, rgb2hsv
 import augforge
 from augforge.core.errors import InvalidParameterError
 from augforge.core.registry import build_op, get_op
+from augforge.ops.image import color
 
 from .metrics import psnr
 from .reference import reference_corrupt
@@ -58,6 +59,11 @@ def truncate(x: np.ndarray) -> np.ndarray:
     return np.uint8(x * 255)
 
 
+def chw(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC numpy -> uint8 (B, C, H, W) tensor."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+
+
 def ours(images: np.ndarray, name: str, severity: int, preset: str) -> np.ndarray:
     out = augforge.corrupt(augforge.to_float(images), name, severity, preset=preset)
     return augforge.to_uint8(out, mode="truncate")
@@ -67,8 +73,13 @@ def ours(images: np.ndarray, name: str, severity: int, preset: str) -> np.ndarra
 @pytest.mark.parametrize("name", NAMES)
 def test_imagenet_matches_imagecorruptions(images224, name, severity):
     got = ours(images224, name, severity, "imagenet")
-    worst = min(psnr(g, reference_corrupt(im, name, severity)) for g, im in zip(got, images224, strict=True))
+    refs = [reference_corrupt(im, name, severity) for im in images224]
+    worst = min(psnr(g, r) for g, r in zip(got, refs, strict=True))
     assert worst >= MIN_PSNR_DB, f"{name} s{severity}: worst PSNR {worst:.2f} dB"
+    # the 8-bit path on the same uint8 pictures
+    fast = build_op(name, severity)(chw(images224)).permute(0, 2, 3, 1).numpy()
+    worst = min(psnr(g, r) for g, r in zip(fast, refs, strict=True))
+    assert worst >= MIN_PSNR_DB, f"{name} s{severity} uint8: worst PSNR {worst:.2f} dB"
 
 
 @pytest.mark.parametrize("preset, fixture", [("cifar", "images32"), ("tiny", "images64")])
@@ -137,3 +148,185 @@ def test_contrast_uses_per_channel_means():
 def test_bad_overrides(name, params, message):
     with pytest.raises(InvalidParameterError, match=message):
         build_op(name, 1, **params)
+
+
+# --------------------------------------------------------------------------- the 8-bit path
+
+
+def float_levels(op, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The definition of the 8-bit path: the float path on x / 255, truncated like the savers."""
+    out = op(x.to(dtype) / 255.0)
+    return torch.from_numpy(augforge.to_uint8(out, mode="truncate")).permute(0, 3, 1, 2)
+
+
+def check_uint8(op, x: torch.Tensor) -> None:
+    """Brightness and saturate: the float32 path's levels exactly. Contrast: its table is the
+    float64 path's levels (exactly); the float32 path rounds its mean and products, so a value whose
+    exact level lies within ~1e-4 of the truncation boundary may land one level lower or higher."""
+    got = op(x)
+    assert got.dtype == torch.uint8 and got.shape == x.shape and got.is_contiguous()
+    want = float_levels(op, x)
+    if op.name != "contrast":
+        assert torch.equal(got, want), f"{op!r}: {(got != want).sum()} levels differ"
+        return
+    assert torch.equal(got, float_levels(op, x, torch.float64)), f"{op!r} differs from float64"
+    diff = (got.int() - want.int()).abs()
+    assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) <= 1e-4, repr(op)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", [(224, 224), (96, 80), (64, 64), (37, 53), (32, 32)])
+def test_uint8_path_equals_the_float_path(images224, name, shape):
+    """uint8 (B, C, H, W) in -> uint8 out, the float path's levels: RGB and gray, every severity,
+    cv2 per-picture and batched (small) branches, odd sizes."""
+    h, w = shape
+    rgb = chw(images224[:6, :h, :w])
+    gray = chw(np.uint8(images224[6:12, :h, :w] @ np.array([0.299, 0.587, 0.114]))[..., None])
+    for level in LEVELS:
+        op = build_op(name, level)
+        for x in (rgb, gray):
+            check_uint8(op, x)
+
+
+@pytest.mark.parametrize("preset, fixture", [("cifar", "images32"), ("tiny", "images64")])
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_path_small_presets(request, preset, fixture, name):
+    x = chw(request.getfixturevalue(fixture))
+    for level in LEVELS:
+        check_uint8(build_op(name, level, preset=preset), x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", [224, 40])
+def test_uint8_path_is_batch_independent(images224, name, size):
+    """Picture i's levels do not depend on its batch (runs of pictures share cv2 calls) nor on
+    the memory layout."""
+    x = chw(images224[:7, :size, :size])
+    op = build_op(name, 4)
+    whole = op(x)
+    for i in range(len(x)):
+        assert torch.equal(op(x[i:i + 1]), whole[i:i + 1]), f"{name}: picture {i}"
+    assert torch.equal(op(x[2:5]), whole[2:5])
+    channels_last = torch.from_numpy(np.ascontiguousarray(images224[:7, :size, :size])).permute(0, 3, 1, 2)
+    assert torch.equal(op(channels_last), whole)
+
+
+def test_brightness_uint8_every_value_and_channel_pair():
+    """Brightness maps each channel level c of a pixel with max V through c · V'/V: all 32 896
+    (V, c) pairs, every severity of every preset, equal the float path."""
+    v, c = torch.tril_indices(256, 256)
+    x = torch.stack((v, c, torch.zeros_like(v))).to(torch.uint8).view(1, 3, 128, 257)
+    rotated = x.roll(1, dims=1)  # the max in another channel
+    for preset in ("imagenet", "cifar"):
+        for level in LEVELS:
+            op = build_op("brightness", level, preset=preset)
+            check_uint8(op, torch.cat((x, rotated)))
+
+
+def test_saturate_uint8_every_max_min_and_channel_triple():
+    """Saturate maps each channel level c of a pixel with max V and min m: all 2 829 056 triples
+    m <= c <= V equal the float path at every ImageNet severity (including s5, whose cv2 form
+    differs from float32 on a few triples, whose pixels are then recomputed)."""
+    x = color._all_triples().permute(2, 1, 0, 3).reshape(1, 3, 11008, 257)
+    assert len(set((x[0, 0].long() * 65536 + x[0, 1].long() * 256 + x[0, 2].long()).view(-1).tolist())) \
+        == 2829056 and bool((x[0, 2] <= x[0, 1]).all() and (x[0, 1] <= x[0, 0]).all())
+    for level in LEVELS:
+        check_uint8(build_op("saturate", level), x)
+
+
+def test_saturate_fast_form_is_checked_before_use():
+    """At (mult 20, offset 0.2) the float32 path truncates (129, 127, 123) to G = 85 (its float32
+    error exceeds the savers' slack; exactly it is 86.0); the cv2 form says 86, so the check finds
+    the max levels of such triples and the 8-bit path recomputes those pixels by the float route."""
+    x = torch.tensor([129, 127, 123], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 8, 8).contiguous()
+    x[0, :, 0, 1] = torch.tensor([200, 120, 40], dtype=torch.uint8)  # an unpatched pixel
+    op = build_op("saturate", 5)
+    assert op.params == {"mult": 20.0, "offset": 0.2}
+    assert color._saturate_fast(x, 20.0, 0.2)[0, :, 0, 0].tolist() == [129, 86, 0]
+    assert float_levels(op, x)[0, :, 0, 0].tolist() == [129, 85, 0]
+    color._SATURATE_PATCH.pop((20.0, 0.2), None)
+    got = op(x)
+    assert got[0, :, 0, 0].tolist() == [129, 85, 0] and torch.equal(got, float_levels(op, x))
+    assert color._SATURATE_PATCH[(20.0, 0.2)] == (129, 130)
+
+
+def test_brightness_fast_form_serves_the_reference_constants():
+    """The cv2 form passes its check (so it runs) for every ImageNet and CIFAR constant."""
+    x = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for preset in ("imagenet", "cifar"):
+        for level in LEVELS:
+            op = build_op("brightness", level, preset=preset)
+            key = ("brightness", op.params["delta"])
+            color._EXACT.pop(key, None)
+            op(x)
+            assert color._EXACT[key], key
+
+
+def test_saturate_fast_form_serves_the_reference_constants():
+    """The cv2 form runs for every ImageNet and CIFAR constant, with pixels to recompute only at
+    ImageNet s5."""
+    x = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for preset in ("imagenet", "cifar"):
+        for level in LEVELS:
+            op = build_op("saturate", level, preset=preset)
+            key = (op.params["mult"], op.params["offset"])
+            color._SATURATE_PATCH.pop(key, None)
+            op(x)
+            lo, hi = color._SATURATE_PATCH[key]
+            assert (lo <= hi) == (preset == "imagenet" and level == 5), key
+
+
+def test_contrast_uint8_on_many_means():
+    """Contrast's per-channel tables (cv2 affine map where provably equal, else LUT) against the
+    float64 path on 120 random planes, large (cv2) and small (gather)."""
+    gen = torch.Generator().manual_seed(5)
+    for size in (72, 24):
+        base = torch.nn.functional.interpolate(torch.rand(20, 3, 4, 4, generator=gen), size=(size, size),
+                                               mode="bilinear")
+        noise = torch.randn(20, 3, size, size, generator=gen) * 40
+        x = (base * 255 + noise).clamp(0, 255).to(torch.uint8)
+        for factor in (0.4, 0.05, 0.75, 1.7):
+            check_uint8(build_op("contrast", 1, factor=factor), x)
+
+
+def test_contrast_uint8_avoids_rounding_ties():
+    """A 50 x 100 plane with level sum 49 999 (255·mean = 9.9998): at factor 1/2 every even level
+    k sits exactly on a rounding tie of the float32 affine form (k/2 + 4.9999 + 1e-4 − 1/2), so the
+    plane must take the table: floor(clip(base + k/255 · factor)·255 + 1e-4) in float64, base =
+    sum / (N·255) · (1 − factor)."""
+    flat = torch.full((5000,), 10, dtype=torch.int64)
+    flat[:40] = torch.arange(40) * 6
+    excess = int(flat.sum()) - 49999
+    flat[40:40 + excess] -= 1
+    x = flat.to(torch.uint8).view(1, 1, 50, 100)
+    assert int(x.sum()) == 49999
+    base = 49999 / (5000 * 255.0) * 0.5
+    table = np.floor(np.clip(base + np.arange(256) / 255.0 * 0.5, 0, 1) * 255.0 + 1e-4)
+    want = torch.from_numpy(table.astype(np.uint8))[x.long()]
+    op = build_op("contrast", 1, factor=0.5)
+    assert torch.equal(op(x), want)
+    assert torch.equal(op(x.expand(1, 3, 50, 100).contiguous())[:, 2:], want)
+    # the batched (small-picture) route gives the same levels
+    small = x.view(1, 1, 25, 200)[:, :, :, :100].contiguous()  # every other row: another sum
+    total = int(small.sum())
+    base = total / (2500 * 255.0) * 0.5
+    table = np.floor(np.clip(base + np.arange(256) / 255.0 * 0.5, 0, 1) * 255.0 + 1e-4)
+    assert torch.equal(op(small), torch.from_numpy(table.astype(np.uint8))[small.long()])
+
+
+def test_uint8_path_is_taken():
+    for name in NAMES:
+        assert get_op(name).cls.takes_uint8()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_uint8_path(images64, name):
+    """On CUDA the 8-bit path is the device's own float route (brightness, saturate) or the same
+    float64 tables (contrast)."""
+    x = chw(images64).cuda()
+    op = build_op(name, 4)
+    gpu = op(x)
+    assert gpu.is_cuda and gpu.dtype == torch.uint8
+    want = float_levels(op, x, torch.float64 if name == "contrast" else torch.float32)
+    assert torch.equal(gpu.cpu(), want)
