@@ -20,7 +20,6 @@ from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import integer, real
 from augforge.ops.image.kernels import blur as K
-from augforge.ops.image.kernels.filters import gaussian_filter
 
 REFERENCE = (
     "Hendrycks & Dietterich, ICLR 2019: ImageNet-C / CIFAR-10-C / Tiny-ImageNet-C "
@@ -147,13 +146,29 @@ class MotionBlur(Op):
             "sigma": real(self.name, "sigma", params["sigma"], lo=0.0, lo_open=True),
         }
 
-    def apply(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
-        assert gens is not None
-        angles = torch.stack([
-            torch.empty((), dtype=torch.float64, device=x.device).uniform_(-45.0, 45.0, generator=g)
+    @staticmethod
+    def angles(gens: list[torch.Generator], device: torch.device) -> torch.Tensor:
+        """One angle per sample, U(−45°, 45°) from its own generator (float64)."""
+        return torch.stack([
+            torch.empty((), dtype=torch.float64, device=device).uniform_(-45.0, 45.0, generator=g)
             for g in gens
         ])
-        return K.motion_blur_8bit(x, self.params["radius"], self.params["sigma"], angles)
+
+    def apply(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        assert gens is not None
+        return K.motion_blur_8bit(x, self.params["radius"], self.params["sigma"], self.angles(gens, x.device))
+
+    def apply_uint8(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        """The float path's own steps on the levels it would round to (exact in float32), without
+        the /255 round trip: equal to it followed by truncation. CPU blocks of CPU_BLOCK elements."""
+        assert gens is not None
+        angles = self.angles(gens, x.device)
+        step = self.block_samples(x)
+        out = torch.empty_like(x)
+        for i in range(0, x.shape[0], step):
+            out[i:i + step] = K.motion_blur_levels(x[i:i + step], self.params["radius"],
+                                                   self.params["sigma"], angles[i:i + step])
+        return out
 
 
 @register_op(
@@ -171,7 +186,7 @@ class MotionBlur(Op):
 class ZoomBlur(Op):
     """Zoom blur: average of centred zooms (ImageNet-C zoom_blur)."""
 
-    CPU_BLOCK = 1 << 17  # one 224² image per block: its zooms stay in the cache
+    CPU_BLOCK = 0  # the whole batch: zoom_blur_cpu chunks it into many planes side by side itself
     PARAMS: ClassVar[tuple[str, ...]] = ("factors",)
     TABLES: ClassVar[dict[str, list[tuple[Any, ...]]]] = {
         "imagenet": _severity_rows([_Z01_111, _Z01_116, _Z02_121, _Z02_126, _Z03_131]),
@@ -214,4 +229,4 @@ class GaussianBlur(Op):
         return {"sigma": real(self.name, "sigma", params["sigma"], lo=0.0, hi=100.0)}
 
     def apply(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
-        return gaussian_filter(x, self.params["sigma"])
+        return K.gaussian_blur(x, self.params["sigma"])

@@ -412,3 +412,125 @@ def test_batch_paths_agree_with_cpu_paths(name, images32, monkeypatch):
         whole = op(x, 4)
         monkeypatch.undo()
         torch.testing.assert_close(whole, tuned, rtol=0, atol=2e-6)
+
+
+# --------------------------------------------------------------------------- CPU fast paths
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sigma", [0.7, 3.0, 30.0])  # σ = 30: 241 taps, longer than both sides
+def test_gaussian_cv2_path_matches_scipy(dtype, sigma, monkeypatch):
+    """cv2.sepFilter2D with scipy's weights and BORDER_REPLICATE is scipy's 'nearest' Gaussian."""
+    x = torch.rand(3, 3, 50, 61, dtype=dtype, generator=torch.Generator().manual_seed(4))
+    want = np.stack([[scipy.ndimage.gaussian_filter(p, sigma, mode="nearest") for p in im]
+                     for im in x.double().numpy()])
+    monkeypatch.setattr(K, "CV2_MIN_PIXELS", 0)
+    got = K.gaussian_blur(x, sigma)
+    assert got.dtype == dtype and got.shape == x.shape
+    atol = 1e-12 if dtype == torch.float64 else 1e-6
+    np.testing.assert_allclose(got.double().numpy(), want, rtol=0, atol=atol)
+    assert torch.equal(K.gaussian_blur(x, 0.0), x)
+
+
+def np_zoom_mean(x: np.ndarray, factors: list[float]) -> np.ndarray:
+    """Float64 ImageNet-C zoom blur of an H×W plane: mean of the plane and its clipped zooms."""
+    h, w = x.shape
+    out = x.copy()
+    for z in factors:
+        ch, cw = math.ceil(h / z), math.ceil(w / z)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        zoomed = scipy.ndimage.zoom(x[top:top + ch, left:left + cw], z, order=1, mode="nearest")
+        th, tw = (zoomed.shape[0] - h) // 2, (zoomed.shape[1] - w) // 2
+        out += zoomed[th:th + h, tw:tw + w]
+    return out / (len(factors) + 1)
+
+
+@pytest.mark.parametrize(("shape", "factors"), [
+    ((2, 3, 40, 57), [1.0, 1.03, 1.06, 1.09, 1.12, 1.15, 1.18, 1.21, 1.24, 1.27, 1.3]),
+    ((3, 1, 9, 8), [1.0, 1.0, 1.9, 2.6, 3.3, 4.45, 8.0]),  # 8×: a one-pixel crop
+    ((1, 3, 33, 35), [1.0]),
+])
+@pytest.mark.parametrize("whole", [True, False])
+def test_zoom_cpu_path_matches_scipy(shape, factors, whole, monkeypatch):
+    """Both sparse CPU zoom blurs (the whole-blur matrix, the separable passes) equal scipy's
+    zoom(order=1) definition in float64, in chunks of one plane as in one chunk, and float32
+    within float rounding."""
+    monkeypatch.setattr(K, "ZOOM_MATRIX_PIXELS", 1 << 20 if whole else 0)
+    monkeypatch.setattr(K, "ZOOM_MATRIX_TAPS", 100)
+    K.zoom_matrix.cache_clear()
+    x = torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    h, w = shape[-2:]
+    if any(z != 1.0 for z in factors):
+        assert (K.zoom_matrix(h, w, tuple(factors), "float64") is not None) == whole
+    want = np.stack([[np_zoom_mean(p, factors) for p in im] for im in x.numpy()])
+    got = K.zoom_blur_cpu(x, factors)
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
+    monkeypatch.setattr(K, "ZOOM_CHUNK", 1)
+    monkeypatch.setattr(K, "ZOOM_PASS_CHUNK", 1)
+    np.testing.assert_allclose(K.zoom_blur_cpu(x, factors).numpy(), got.numpy(), rtol=0, atol=1e-15)
+    got32 = K.zoom_blur_cpu(x.float(), factors)
+    assert got32.dtype == torch.float32
+    np.testing.assert_allclose(got32.double().numpy(), want, rtol=0, atol=1e-6)
+    K.zoom_matrix.cache_clear()
+
+
+def test_zoom_matrix_choice(monkeypatch):
+    """The whole-blur matrix serves the benchmark sizes and factors; large pictures and matrices
+    with too many taps per pixel take the separable passes."""
+    for (h, w), preset in [((32, 32), "cifar"), ((64, 64), "tiny"), ((224, 224), "imagenet")]:
+        for level in LEVELS:
+            factors = tuple(np.arange(*ZOOM_ARANGE[preset][level - 1]).tolist())
+            m = K.zoom_matrix(h, w, factors, "float32")
+            assert m is not None and m.shape == (h * w, h * w) and m.nnz < 40 * h * w
+    assert K.zoom_matrix(300, 300, (1.0, 1.1), "float32") is None
+    monkeypatch.setattr(K, "ZOOM_MATRIX_TAPS", 1)  # 4 taps per pixel and factor, at least
+    K.zoom_matrix.cache_clear()
+    assert K.zoom_matrix(32, 32, (1.0, 1.1, 1.2), "float32") is None
+    K.zoom_matrix.cache_clear()
+
+
+def test_zoom_taps_follow_clipped_zoom():
+    """Tap positions: central ⌈n/z⌉ crop, corner-aligned zoom to round(c·z), central trim."""
+    first, second, frac = K.zoom_taps(224, 1.2000000000000002)  # c = 187, m = 224, no trim
+    assert first[0] == 18 and frac[0] == 0.0 and second[-1] == 18 + 186 and frac[-1] == 1.0
+    np.testing.assert_allclose(first + frac, 18 + np.arange(224) * 186 / 223, rtol=0, atol=1e-12)
+    first, _, frac = K.zoom_taps(32, 1.3)  # c = 25, m = 32 (round 32.5 to even)
+    assert (first[0], frac[0]) == (3, 0.0)
+    first, _, frac = K.zoom_taps(40, 1.9)  # c = 22, m = 42: trim 1 row
+    np.testing.assert_allclose(first + frac, 9 + (np.arange(40) + 1) * 21 / 41, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_motion_cv2_path_equals_shifted_views(dtype, channels):
+    """The cv2 line blur (planes side by side, one scaleAdd per tap) equals torch's shifted-view
+    sums bit for bit (same fused step, same order), streaks longer than the image included."""
+    x = torch.rand(4, channels, 30, 41, dtype=dtype, generator=torch.Generator().manual_seed(6))
+    w = M.motion_weights(30, 12, dtype=torch.float64)
+    dx, dy = M.motion_offsets(w.numel(), torch.tensor([-170.0, -44.0, 10.0, 95.0]))
+    dx, dy = dx.clamp(-41, 41), dy.clamp(-30, 30)
+    m = int(max(dx.abs().max(), dy.abs().max()))
+    padded = M.pad(x, m, m, m, m, "nearest")
+    views = M._accumulate_views(padded, w.tolist(), dx.tolist(), dy.tolist(), m, 30, 41)
+    planes = M._accumulate_planes(x, w.tolist(), dx.tolist(), dy.tolist(), m)
+    assert planes.dtype == dtype and torch.equal(planes, views)
+
+
+@pytest.mark.parametrize(("preset", "size", "channels"),
+                         [("cifar", 32, 3), ("imagenet", 57, 3), ("tiny", 40, 1)])
+def test_motion_uint8_path_equals_float_path(preset, size, channels, monkeypatch):
+    """uint8 in, uint8 out: the float path on x/255 followed by the savers' truncation, exactly
+    (same angles: same generators), also across CPU blocks."""
+    rng = np.random.default_rng(size)
+    levels = torch.from_numpy(rng.integers(0, 256, (5, channels, size, size + 3), dtype=np.uint8))
+    levels[0] = 255  # saturated and black pictures: the clamps
+    levels[1] = 0
+    op = build_op("motion_blur", 4, preset=preset)
+    assert get_op("motion_blur").cls.takes_uint8()
+    want = to_uint8(op(levels.float() / 255.0, 7))  # (B, H, W, C) uint8
+    got = op(levels, 7)
+    assert got.dtype == torch.uint8 and got.shape == levels.shape
+    np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), want)
+    assert not torch.equal(got, levels)
+    monkeypatch.setattr(type(op), "CPU_BLOCK", 1)  # one sample per block
+    assert torch.equal(op(levels, 7), got)

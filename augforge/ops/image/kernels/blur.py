@@ -2,21 +2,30 @@
 
 - `disk_kernel` / `defocus_blur`: the anti-aliased disk (cv2.GaussianBlur on a 17×17 or (2r+1)²
   indicator, REFLECT_101) correlated with each channel like cv2.filter2D (filters.filter2d).
-- Gaussian blur is `filters.gaussian_filter` (skimage semantics, banded matmuls), the one
-  implementation every op uses.
+- `gaussian_blur`: skimage's Gaussian (`filters.gaussian_filter` semantics); on the CPU, planes of
+  CV2_MIN_PIXELS or more go through cv2.sepFilter2D (same weights, BORDER_REPLICATE = scipy
+  'nearest'), one sample per pool thread: twice as fast as banded matmuls at 224².
 - `blur_to_uint8`: np.uint8(skimage gaussian(x) · 255) bit for bit (float64, scipy's weights and
   summation order). Glass blur truncates its first blur to uint8, so a last-ulp difference decides
   a whole grey level in flat regions; this is the only place a Gaussian is summed tap by tap.
 - `glass_pass_sources` / `glass_shuffle`: the sequential, in-place pixel "swap" of glass blur
   (really a copy on RGB arrays), resolved exactly without a per-pixel loop (pointer jumping).
 - `motion_blur_8bit`: ImageMagick's line kernel (kernels.motion, shared with snow) on 8-bit levels.
-- `zoom_blur`: the mean of the image and its clipped zooms (kernels.warp.zoom_sum).
+- `zoom_blur`: the mean of the image and its clipped zooms (kernels.warp.clipped_zoom). On the CPU
+  every zoom is a pair of sparse two-tap interpolation matrices (`zoom_plan`, positions in float64
+  like scipy), and up to 256² the whole blur one sparse matrix (`zoom_matrix`), applied to many
+  planes at once with scipy's CSR kernel and cv2 transposes (`zoom_blur_cpu`).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 
+import cv2
+import numpy as np
+import scipy.sparse
 import torch
 
 from augforge.ops.image._threads import for_each_sample
@@ -26,6 +35,14 @@ from augforge.ops.image.kernels.warp import clipped_zoom
 
 CPU_BLOCK = 1 << 16  # elements per block and CPU thread of shifted-add passes (stays in cache)
 GLASS_BLOCK = 1 << 17  # pixels per block and CPU thread of the glass-blur pipeline
+CV2_MIN_PIXELS = 48 * 48  # plane size from which cv2.sepFilter2D beats the banded matmuls (1 thread)
+ZOOM_CHUNK = 1 << 21  # input elements per chunk of the whole-matrix zoom blur (~42 planes at 224²)
+ZOOM_PASS_CHUNK = 1 << 16  # the same for the separable passes (their buffers stay in the cache)
+ZOOM_MATRIX_TAPS = 4  # taps per pixel and factor up to which the whole zoom blur is one matrix
+ZOOM_MATRIX_MAX = 1 << 21  # and at most this many taps in all (16 MB in float32)
+ZOOM_MATRIX_PIXELS = 256 * 256  # largest picture for the whole matrix (built once, ≤ 0.2 s)
+ZOOM_MATRIX_MIN_PLANES = 12  # planes per thread from which the matrix beats the passes at 224²
+ZOOM_FEW_PIXELS = 64 * 64  # up to this size the matrix wins even on one plane
 
 
 def cpu_tuned(x: torch.Tensor) -> bool:
@@ -73,6 +90,32 @@ def disk_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
 def defocus_blur(x: torch.Tensor, radius: float, alias_sigma: float) -> torch.Tensor:
     """Correlate every channel of (B, C, H, W) with the defocus disk (cv2.filter2D, REFLECT_101)."""
     return filter2d(x, disk_kernel(radius, alias_sigma), mode="mirror")
+
+
+# --------------------------------------------------------------------------- Gaussian
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """skimage.filters.gaussian of each plane of float (B, C, H, W): `gaussian_filter(x, sigma)`.
+
+    On the CPU, planes of CV2_MIN_PIXELS or more go through cv2.sepFilter2D with scipy's weights
+    (in x's dtype) and BORDER_REPLICATE, any kernel length, one run of samples per pool thread
+    (cv2 releases the GIL); results equal the matmul path up to float rounding."""
+    h, w = x.shape[-2:]
+    if (sigma <= 0 or not cpu_tuned(x) or h * w < CV2_MIN_PIXELS
+            or x.dtype not in (torch.float32, torch.float64)):
+        return gaussian_filter(x, sigma)
+    src = x.detach().contiguous()
+    out = torch.empty_like(src)
+    k = np.asarray(gaussian_weights(sigma), dtype=np.float32 if x.dtype == torch.float32 else np.float64)
+    s, d = src.numpy(), out.numpy()
+
+    def one(i: int) -> None:
+        for c in range(s.shape[1]):
+            cv2.sepFilter2D(s[i, c], -1, k, k, dst=d[i, c], borderType=cv2.BORDER_REPLICATE)
+
+    for_each_sample(one, x.shape[0], x.device, work=x.numel() * k.size)
+    return out
 
 
 # --------------------------------------------------------------------------- bit-exact Gaussian
@@ -249,7 +292,7 @@ def glass_blur(x: torch.Tensor, sigma: float, delta: int, offsets: Sequence[torc
     for i in range(0, b, step):
         levels = blur_to_uint8(x[i:i + step], sigma)
         shuffled = glass_shuffle(levels, [off[i:i + step] for off in offsets], delta)
-        out[i:i + step] = gaussian_filter(shuffled.to(x.dtype) / 255.0, sigma)
+        out[i:i + step] = gaussian_blur(shuffled.to(x.dtype) / 255.0, sigma)
     return out
 
 
@@ -264,11 +307,153 @@ def motion_blur_8bit(x: torch.Tensor, radius: float, sigma: float, angles_deg: t
     return blurred.add_(0.5).floor_().clamp_(0.0, 255.0).div_(255.0)
 
 
+def motion_blur_levels(x: torch.Tensor, radius: float, sigma: float,
+                       angles_deg: torch.Tensor) -> torch.Tensor:
+    """motion_blur_8bit on uint8 levels, uint8 out: the same float32 steps on the same levels (the
+    float path's x = level/255 rounds back to them exactly), so equal to it after truncation."""
+    blurred = motion_blur_kernel(x.to(torch.float32), radius, sigma, angles_deg)
+    return blurred.add_(0.5).floor_().clamp_(0.0, 255.0).to(torch.uint8)
+
+
 # --------------------------------------------------------------------------- zoom blur
 
 
+def zoom_taps(n: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along a side of n pixels, clipped_zoom's two taps and the weight of the second for each of
+    the n outputs: central crop c = ⌈n/z⌉ at (n−c)//2, corner-aligned zoom to m = round(c·z)
+    (source position i·(c−1)/(m−1), in float64 like scipy), central trim at (m−n)//2."""
+    c = math.ceil(n / factor)
+    m = round(c * factor)
+    start, trim = (n - c) // 2, (m - n) // 2
+    scale = (c - 1) / (m - 1) if m > 1 else 0.0
+    pos = (np.arange(n) + trim) * scale
+    first = np.clip(np.floor(pos), 0, max(c - 2, 0)).astype(np.int64)
+    second = np.minimum(first + 1, c - 1)
+    return first + start, second + start, pos - first
+
+
+def _zoom_matrix(n: int, factor: float, scale: float, dtype: np.dtype) -> scipy.sparse.csr_matrix:
+    """CSR (output × source, n × n) of `zoom_taps(n, factor)`, weights × scale."""
+    first, second, frac = zoom_taps(n, factor)
+    out = np.arange(n)
+    data = np.concatenate([(1.0 - frac) * scale, frac * scale])
+    index = (np.concatenate([out, out]), np.concatenate([first, second]))
+    return scipy.sparse.coo_matrix((data, index), (n, n)).tocsr().astype(dtype)
+
+
+ZoomPlan = tuple[tuple[tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix], ...], float]
+
+
+@functools.lru_cache(maxsize=64)
+def zoom_plan(height: int, width: int, factors: tuple[float, ...], dtype: str) -> ZoomPlan:
+    """Per factor other than 1, the sparse column zoom (W × W) and row zoom (H × H, with the
+    1/(|Z|+1) of the mean); and the weight of the picture itself (factors equal to 1 and the
+    picture itself)."""
+    zs = [float(z) for z in factors if z != 1.0]
+    norm = 1.0 / (len(factors) + 1)
+    ident = (1 + len(factors) - len(zs)) * norm
+    kind = np.dtype(dtype)
+    mats = tuple((_zoom_matrix(width, z, 1.0, kind), _zoom_matrix(height, z, norm, kind)) for z in zs)
+    return mats, ident
+
+
+@functools.lru_cache(maxsize=8)
+def zoom_matrix(height: int, width: int, factors: tuple[float, ...],
+                dtype: str) -> scipy.sparse.csr_matrix | None:
+    """The whole zoom blur of an H×W plane as one CSR ((H·W) × (H·W), row-major pixels): the
+    picture's share on the diagonal plus Σ_z R_z ⊗ C_z (about 10 taps per pixel at 32², 30 at
+    224² for the benchmark factors, which mostly overlap). None above ZOOM_MATRIX_PIXELS, or with
+    more than ZOOM_MATRIX_TAPS·|Z| taps per pixel (large factors, where the zooms spread apart and
+    the separable passes are cheaper) or ZOOM_MATRIX_MAX in all."""
+    if height * width > ZOOM_MATRIX_PIXELS:
+        return None
+    mats, ident = zoom_plan(height, width, factors, "float64")
+    total = scipy.sparse.identity(height * width, format="csr") * ident
+    for cols, rows in mats:
+        total = total + scipy.sparse.kron(rows, cols, format="csr")
+        if total.nnz > min(ZOOM_MATRIX_TAPS * len(mats) * height * width, ZOOM_MATRIX_MAX):
+            return None
+    total.sum_duplicates()
+    return total.astype(np.dtype(dtype))
+
+
+def _accumulate_product(a: scipy.sparse.csr_matrix, x: np.ndarray, out: np.ndarray) -> None:
+    """out += a @ x for C-contiguous 2-D x and out, without allocating (scipy's CSR kernel; the
+    public `a @ x` allocates and zeroes a fresh result per call, which costs about as much as a
+    small product)."""
+    if _CSR_MATVECS is None:
+        out += a @ x
+        return
+    _CSR_MATVECS(a.shape[0], a.shape[1], x.shape[1], a.indptr, a.indices, a.data, x.ravel(), out.ravel())
+
+
+try:
+    from scipy.sparse import _sparsetools
+
+    _CSR_MATVECS = _sparsetools.csr_matvecs
+except (ImportError, AttributeError):  # private scipy API: fall back to the allocating product
+    _CSR_MATVECS = None
+
+
+def zoom_blur_cpu(x: torch.Tensor, factors: Sequence[float]) -> torch.Tensor:
+    """zoom_blur of a float CPU batch, in chunks of planes spread over the pool threads (scipy's
+    sparse kernel and cv2 release the GIL), equal to the bilinear path up to float rounding.
+
+    With `zoom_matrix`: transpose a chunk of P planes (about ZOOM_CHUNK elements; the product
+    runs best on 32 or more planes side by side) to (H·W) × P, one CSR product, transpose back.
+    Otherwise, per chunk (about ZOOM_PASS_CHUNK elements): transpose to W × (P·H); per factor,
+    column zoom (CSR product), transpose W·P × H to H × (W·P), row zoom accumulated over the
+    factors (CSR product), in cache-sized buffers reused across factors; transpose (H·W) × P back
+    and add the picture's own share."""
+    b, c, h, w = x.shape
+    src = x.detach().contiguous()
+    out = torch.empty_like(src)
+    s, d = src.numpy().reshape(b * c, h * w), out.numpy().reshape(b * c, h * w)
+    key = (h, w, tuple(float(z) for z in factors), str(s.dtype))
+    mats, ident = zoom_plan(*key)
+    threads = min(torch.get_num_threads(), b * c)
+    # The matrix product runs well on many planes side by side: with few planes per thread,
+    # pictures above ZOOM_FEW_PIXELS take the separable passes.
+    few = b * c < ZOOM_MATRIX_MIN_PLANES * threads and h * w > ZOOM_FEW_PIXELS
+    whole = zoom_matrix(*key) if mats and not few else None
+    # Chunks of about ZOOM_CHUNK (ZOOM_PASS_CHUNK) elements, at least one per thread, in multiples
+    # of 8 planes where possible (the product's inner loop over planes then vectorises fully).
+    planes_max = max(1, (ZOOM_CHUNK if whole is not None else ZOOM_PASS_CHUNK) // (h * w))
+    per = max(1, min(planes_max, -(-b * c // threads)))
+    per = -(-per // 8) * 8 if per >= 8 else per
+    chunks = [(i, min(b * c, i + per)) for i in range(0, b * c, per)]
+
+    def one(k: int) -> None:
+        p0, p1 = chunks[k]
+        planes, p = s[p0:p1], p1 - p0
+        if not mats:
+            np.multiply(planes, ident, out=d[p0:p1])
+            return
+        if whole is not None:  # one product with the pixels of the P planes side by side
+            summed_t = np.zeros((h * w, p), dtype=s.dtype)
+            _accumulate_product(whole, cv2.transpose(planes), summed_t)
+            cv2.transpose(summed_t, dst=d[p0:p1])
+            return
+        src_t = cv2.transpose(planes.reshape(p * h, w))  # (W, P·H)
+        zoomed = np.empty((w, p * h), dtype=s.dtype)
+        turned = np.empty((h, w * p), dtype=s.dtype)
+        summed = np.zeros((h, w * p), dtype=s.dtype)
+        for cols, rows in mats:
+            zoomed.fill(0)
+            _accumulate_product(cols, src_t, zoomed)
+            cv2.transpose(zoomed.reshape(w * p, h), dst=turned)
+            _accumulate_product(rows, turned, summed)
+        cv2.scaleAdd(planes, ident, cv2.transpose(summed.reshape(h * w, p)), dst=d[p0:p1])
+
+    for_each_sample(one, len(chunks), x.device, work=x.numel() * max(len(mats), 1))
+    return out
+
+
 def zoom_blur(x: torch.Tensor, factors: Sequence[float]) -> torch.Tensor:
-    """(x + Σ_z clipped_zoom(x, z)) / (|Z| + 1): ImageNet-C zoom blur (central crop and trim)."""
+    """(x + Σ_z clipped_zoom(x, z)) / (|Z| + 1): ImageNet-C zoom blur (central crop and trim).
+    On the CPU `zoom_blur_cpu`, elsewhere one bilinear interpolation of the batch per factor."""
+    if cpu_tuned(x) and x.dtype in (torch.float32, torch.float64):
+        return zoom_blur_cpu(x, factors)
     out = x.clone()
     for z in factors:
         out += x if z == 1.0 else clipped_zoom(x, float(z))

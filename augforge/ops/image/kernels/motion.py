@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 
+from augforge.ops.image._threads import for_each_sample
 from augforge.ops.image.kernels.filters import pad
+
+CV2_MAX_PIXELS = 100 * 100  # float CPU planes up to this size take the cv2 path (faster below ~128²)
 
 
 def motion_width(radius: float) -> int:
@@ -53,8 +58,8 @@ def line_blur(x: torch.Tensor, weights: torch.Tensor, dx: torch.Tensor, dy: torc
 
     `x` is (B, C, H, W); `dx`, `dy` are integer (B, taps) offsets (one line per sample). Offsets
     are clamped to ±size, which is what edge replication amounts to for shifts of any size. On
-    CPU shifted views of a padded copy are accumulated (fast, contiguous rows); on other devices
-    one gather per tap covers the whole batch (few kernel launches).
+    CPU shifted views of a padded copy are accumulated (small float planes: cv2, one sample per
+    pool thread); on other devices one gather per tap covers the whole batch (few launches).
     """
     b, _, h, w = x.shape
     taps = weights.numel()
@@ -64,8 +69,10 @@ def line_blur(x: torch.Tensor, weights: torch.Tensor, dx: torch.Tensor, dy: torc
     dx = dx.to("cpu", torch.long).clamp(-w, w)
     dy = dy.to("cpu", torch.long).clamp(-h, h)
     m = int(max(dx.abs().max().item(), dy.abs().max().item()))
-    padded = pad(x, m, m, m, m, "nearest")
     wts = weights.detach().to("cpu", torch.float64).tolist()  # Python floats: exact alphas
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and h * w <= CV2_MAX_PIXELS:
+        return _accumulate_planes(x, wts, dx.tolist(), dy.tolist(), m)
+    padded = pad(x, m, m, m, m, "nearest")
     if x.device.type == "cpu":
         return _accumulate_views(padded, wts, dx.tolist(), dy.tolist(), m, h, w)
     return _accumulate_gathers(padded, wts, dx.to(x.device), dy.to(x.device), m, h, w)
@@ -80,6 +87,34 @@ def _accumulate_views(padded: torch.Tensor, wts: list[float], dx: list[list[int]
         acc = out[i]
         for wk, ox, oy in zip(wts, dx[i], dy[i], strict=True):
             acc.add_(padded[i, :, m + oy:m + oy + h, m + ox:m + ox + w], alpha=wk)
+    return out
+
+
+def _accumulate_planes(x: torch.Tensor, wts: list[float], dx: list[list[int]], dy: list[list[int]],
+                       m: int) -> torch.Tensor:
+    """`_accumulate_views` of `pad(x, m, m, m, m, 'nearest')` for float CPU tensors, one sample per
+    pool thread (cv2 releases the GIL): the sample's C planes are edge-padded side by side into one
+    Hp × (C·Wp) matrix, so that one cv2.scaleAdd (acc = w·view + acc: the same fused step, in the
+    same order) shifts all of them per tap; the columns between planes are computed and dropped."""
+    b, c, h, w = x.shape
+    hp, wp = h + 2 * m, w + 2 * m
+    src = x.detach().contiguous().numpy()
+    out = torch.empty(b, c, h, w, dtype=x.dtype)
+    dst = out.numpy()
+    cols = (c - 1) * wp + w  # from plane 0's first output column to plane C−1's last
+
+    def one(i: int) -> None:
+        padded = np.empty((hp, c * wp), dtype=src.dtype)
+        for k in range(c):
+            edge = padded[:, k * wp:(k + 1) * wp]
+            cv2.copyMakeBorder(src[i, k], m, m, m, m, cv2.BORDER_REPLICATE, dst=edge)
+        acc = np.zeros((h, cols), dtype=src.dtype)
+        for wk, ox, oy in zip(wts, dx[i], dy[i], strict=True):
+            cv2.scaleAdd(padded[m + oy:m + oy + h, m + ox:m + ox + cols], wk, acc, dst=acc)
+        for k in range(c):
+            dst[i, k] = acc[:, k * wp:k * wp + w]
+
+    for_each_sample(one, b, x.device, work=b * c * h * w * len(wts))
     return out
 
 
