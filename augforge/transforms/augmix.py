@@ -25,7 +25,6 @@ from augforge.ops.frequency.augmix_ops import (
     N_BASE_OPS,
     OPS,
     apply_ops_levels,
-    from_levels,
     sample_ops,
     to_levels,
 )
@@ -146,16 +145,14 @@ class AugMix(SeededTransform):
             levels = torch.cat([flat(p.levels, s) for p in plans])
             negate = torch.cat([flat(p.negate, s) for p in plans])
             v = apply_ops_levels(v, ops, levels, negate, self.image_size)
-        levels = v.view(len(plans), w, *x.shape)
+        levels = v.view(len(plans), w, b, -1).transpose(1, 2).to(x.dtype)  # (views, B, width, C·H·W)
         outs = []
-        term = torch.empty_like(x)
-        for a, plan in enumerate(plans):  # in place, the same sums as Σ_j w_j·chain_j and (1 − m)·x + m·mix
-            weights = plan.weights.to(x.dtype).view(b, w, 1, 1, 1)
-            mixed = from_levels(levels[a, 0], x.dtype).mul_(weights[:, 0])
-            for j in range(1, w):
-                mixed += from_levels(levels[a, j], x.dtype).mul_(weights[:, j])
-            m = plan.mix.to(x.dtype).view(b, 1, 1, 1)
-            outs.append(mixed.mul_(m).add_(torch.mul(1 - m, x, out=term)))
+        for a, plan in enumerate(plans):
+            # (1 − m)·x + m·Σ_j w_j·chain_j/255 with the chain sum as one batched product
+            m = plan.mix.to(x.dtype).view(b, 1, 1)
+            coef = (plan.weights.to(x.dtype).view(b, 1, w) * m).div_(255)
+            mixed = torch.bmm(coef, levels[a]).view_as(x)
+            outs.append(mixed.addcmul_(1 - m.view(b, 1, 1, 1), x))
         return outs
 
     def extra_repr(self) -> str:

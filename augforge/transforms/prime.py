@@ -116,6 +116,12 @@ def _weights(cut: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor
     return K.mode_weights(torch.tensor([cut], device=device), cut, dtype)[0]
 
 
+@lru_cache(maxsize=256)
+def _pair_weights(cut: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`_weights(cut)` for u and v, flattened in a draw's (2, cut, cut) order."""
+    return _weights(cut, dtype, device).expand(2, cut, cut).reshape(-1)
+
+
 @dataclass(frozen=True)
 class DiffeoDraw:
     """One image's diffeo: sampled cut-off bound, cut-off, Beta(½, ½) draws, temperature and the
@@ -174,8 +180,9 @@ class Diffeo(PrimePrimitive):
         cuts = torch.tensor([d.cut for d in draws], device=device)
         k = torch.arange(m, device=device)
         inside = (k.view(1, m, 1) < cuts.view(-1, 1, 1)) & (k.view(1, 1, m) < cuts.view(-1, 1, 1))
-        values = torch.cat([(d.normals.to(device=device, dtype=dtype) * _weights(d.cut, dtype, device))
-                            .reshape(-1) for d in draws])
+        # each draw's normals times its weights (broadcast over u, v), all draws in one product
+        normals = torch.cat([d.normals.reshape(-1) for d in draws]).to(device=device, dtype=dtype)
+        values = normals * torch.cat([_pair_weights(d.cut, dtype, device) for d in draws])
         coeffs = torch.zeros((len(draws), 2, m, m), dtype=dtype, device=device)
         # the mask's row-major order is each draw's (2, cut, cut) order
         return coeffs.masked_scatter_(inside[:, None].expand(-1, 2, -1, -1), values)

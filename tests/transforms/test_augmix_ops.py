@@ -16,7 +16,7 @@ from augforge.ops.frequency.augmix_ops import (
     op_parameters,
     sample_ops,
 )
-from tests.transforms.conftest import to_tensor
+from tests.transforms.conftest import crops, to_tensor
 
 
 def pil_op(img: Image.Image, name: str, param: float | None) -> Image.Image:
@@ -179,3 +179,46 @@ def test_equalize_and_autocontrast_edge_cases():
             ours = (apply_op(x, name) * 255).round().to(torch.uint8)[0, 0].numpy()
             np.testing.assert_array_equal(ours, np.asarray(ref(Image.fromarray(a))), err_msg=name)
     assert (apply_op(torch.from_numpy(overflow)[None, None].float() / 255, "equalize")[0, 0, 0, 0] == 1.0)
+
+
+def _pil_exact(x: torch.Tensor, pictures: np.ndarray, name: str, param: float | None) -> None:
+    ours = (apply_op(x, name, param) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for a, o in zip(pictures, ours, strict=True):
+        ref = np.asarray(pil_op(Image.fromarray(a), name, param))
+        np.testing.assert_array_equal(o, ref, err_msg=f"{name}({param}) differs from PIL")
+
+
+def test_every_rotation_angle_matches_pil(pictures32, pictures_rect):
+    """Every angle AugMix can draw (integer degrees, |deg| <= 30 up to severity 10), at 32², 40x56
+    and 224² (twice at the small sizes: the second call reads the cached sampling tables)."""
+    for pics, calls in ((pictures32[:3], 2), (pictures_rect[:2], 2), (crops(224, 224, count=1), 1)):
+        x = to_tensor(pics)
+        for deg in range(-30, 31):
+            for _ in range(calls):
+                _pil_exact(x, pics, "rotate", deg)
+
+
+def test_random_shears_and_every_shift_match_pil(pictures32):
+    """Shears at 40 random coefficients in ±0.3 (a continuous parameter: tables built per call)
+    and every translation AugMix can draw at 32² (|px| <= 10), against PIL."""
+    x = to_tensor(pictures32[:2])
+    coefs = np.random.default_rng(3).uniform(-0.3, 0.3, 40)
+    for i, s in enumerate(coefs):
+        _pil_exact(x, pictures32[:2], "shear_x" if i % 2 else "shear_y", float(s))
+    for px in range(-10, 11):
+        _pil_exact(x, pictures32[:2], "translate_x", px)
+        _pil_exact(x, pictures32[:2], "translate_y", px)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 17, 60, 256])
+def test_equalize_and_autocontrast_on_random_histograms(levels):
+    """Random level sets and skewed counts (sizes 32² and 23x41) against PIL: the LUT arithmetic
+    (float64 division standing in for integer //) is exact."""
+    rng = np.random.default_rng(levels)
+    for h, w in ((32, 32), (23, 41)):
+        values = rng.choice(256, size=levels, replace=False)
+        weights = rng.dirichlet(np.full(levels, 0.3))
+        a = rng.choice(values, size=(4, h, w, 3), p=weights).astype(np.uint8)
+        x = torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
+        for name in ("equalize", "autocontrast"):
+            _pil_exact(x, a, name, None)

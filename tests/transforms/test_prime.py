@@ -185,6 +185,41 @@ def test_color_curve_matches_numpy():
         np.testing.assert_allclose(out[i], np.clip(ref, 0, 1), atol=1e-12)
 
 
+def test_color_curve_on_8bit_levels_matches_numpy():
+    """Images on the k/255 grid take the per-level table path: still v + Σ a_k sin(π f_k v)."""
+    g = torch.Generator().manual_seed(7)
+    x = (torch.randint(0, 256, (3, 3, 9, 11), generator=g).double() / 255)
+    prim = RandomSmoothColor(25, 0.05, max_freqs=7)
+    draws = prim.draw(gens(3, offset=40), 3, 9, 11)
+    out = prim.apply(x, draws).numpy()
+    for i, d in enumerate(draws):
+        v = x[i].numpy()
+        amps, freqs = d.amplitudes.double().numpy(), d.freqs.numpy()
+        ref = v + sum(amps[:, k, None, None] * np.sin(np.pi * f * v) for k, f in enumerate(freqs))
+        np.testing.assert_allclose(out[i], np.clip(ref, 0, 1), atol=1e-12)
+
+
+def test_color_level_table_equals_pixel_by_pixel():
+    """A batch mixing 8-bit-grid images (table path) and off-grid images (pixel path): every image
+    equals the pixel-by-pixel curve of the same draws, alone or in the batch."""
+    g = torch.Generator().manual_seed(8)
+    grid = torch.randint(0, 256, (3, 3, 32, 32), generator=g).float() / 255
+    x = torch.cat([grid, image_batch(2, seed=9)])[[0, 3, 1, 4, 2]]
+    prim = RandomSmoothColor(100, 0.01)
+    draws = prim.draw(gens(5, offset=50), 3, 32, 32)
+    out = prim.apply(x, draws)
+    counts = [d.normals.shape[1] for d in draws]
+    amps = torch.zeros(5, 3, max(counts))
+    freqs = torch.zeros(5, max(counts))
+    for i, d in enumerate(draws):
+        amps[i, :, : counts[i]] = d.amplitudes
+        freqs[i, : counts[i]] = d.freqs.float()
+    direct = K._curves(x, amps, freqs).clamp(0, 1)
+    torch.testing.assert_close(out, direct, atol=1e-6, rtol=0)
+    for i in range(5):
+        torch.testing.assert_close(prim.apply(x[i : i + 1], draws[i : i + 1])[0], out[i], atol=1e-6, rtol=0)
+
+
 # --------------------------------------------------------------------------- RandomFilter
 
 

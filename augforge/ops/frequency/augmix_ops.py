@@ -36,6 +36,7 @@ IDENTITY = -1  # op index meaning "leave this image as it is" (a chain shorter t
 OP_INDEX = {name: i for i, name in enumerate(OPS)}
 _GEOMETRIC = frozenset(OP_INDEX[n] for n in ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"))
 _AFFINE_CHUNK = 1 << 17  # elements per resampling chunk: float64 temporaries stay cache-sized
+_CACHE_PIXELS = 64 * 64  # sampling tables are cached up to this image size (≤ 196 KB an entry, 256 entries)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +137,8 @@ def apply_lut(v: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
 def autocontrast_lut(v: torch.Tensor) -> torch.Tensor:
     """PIL ImageOps.autocontrast (cutoff 0) per channel: int(i·255/(hi−lo) − lo·255/(hi−lo)),
     the identity for a one-level channel. (N, C, 256) float64."""
-    lo, hi = torch.aminmax(v.reshape(*v.shape[:2], -1), dim=-1)
+    flat = v.reshape(*v.shape[:2], -1)
+    lo, hi = flat.amin(dim=-1), flat.amax(dim=-1)  # two reductions: faster than aminmax on uint8
     lo, hi = lo.to(torch.float64).unsqueeze(-1), hi.to(torch.float64).unsqueeze(-1)
     scale = torch.full_like(lo, 255.0) / (hi - lo).clamp_min(1)  # not 255.0 / t: that is 255·(1/t)
     offset = -lo * scale
@@ -147,20 +149,23 @@ def autocontrast_lut(v: torch.Tensor) -> torch.Tensor:
 
 def equalize_lut(v: torch.Tensor) -> torch.Tensor:
     """PIL ImageOps.equalize per channel: step = (count − count of the last used level) // 255,
-    lut[i] = (step // 2 + #pixels below i) // step; identity when step is 0 or one level is used.
-    (N, C, 256) int64."""
+    lut[i] = (step // 2 + #pixels below i) // step; identity when step is 0 (one level used gives
+    step 0 too). (N, C, 256) float64 holding integers.
+
+    Speed: the histogram index is int32 (uint8 + int32 in one pass); the integer divisions run as
+    float64 divisions, floored: exact, since numerator and divisor are integers below 2^24, so a
+    quotient just below an integer k is at least 1/divisor < k away, far above float64 rounding."""
     n, c, h, w = v.shape
-    rows = torch.arange(n * c, device=v.device).view(-1, 1) * 256
-    hist = torch.bincount((v.reshape(n * c, h * w).long() + rows).flatten(), minlength=n * c * 256)
-    hist = hist.view(n * c, 256)
-    used = hist > 0
-    bins = torch.arange(256, device=v.device)
-    last = torch.where(used, bins, -1).amax(dim=1, keepdim=True)
-    step = (hist.sum(dim=1, keepdim=True) - hist.gather(1, last)) // 255
-    below = hist.cumsum(dim=1) - hist
-    lut = ((step // 2 + below) // step.clamp_min(1)).clamp(max=255)
-    keep = (used.sum(dim=1, keepdim=True) <= 1) | (step == 0)
-    return torch.where(keep, bins.expand_as(lut), lut).view(n, c, 256)
+    levels = v.to(torch.int32) if v.dtype.is_floating_point else v
+    rows = torch.arange(n * c, dtype=torch.int32, device=v.device).view(-1, 1) * 256
+    hist = torch.bincount((levels.reshape(n * c, h * w) + rows).flatten(), minlength=n * c * 256)
+    hist = hist.view(n * c, 256).to(torch.float64)
+    bins = torch.arange(256, dtype=torch.float64, device=v.device)
+    last = ((hist > 0) * bins).amax(dim=1, keepdim=True).long()  # the last used level
+    step = (float(h * w) - hist.gather(1, last)).div_(255).floor_()
+    below = hist.cumsum(dim=1).sub_(hist)
+    lut = below.add_((step / 2).floor_()).div_(step.clamp_min(1)).floor_().clamp_(max=255)
+    return torch.where(step == 0, bins.expand_as(lut), lut).view(n, c, 256)
 
 
 def posterize_lut(bits: torch.Tensor) -> torch.Tensor:
@@ -232,123 +237,130 @@ def affine_levels(v: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     Speed: where a row of the matrix is (0, 1, integer) or (1, 0, integer) — translations, shears,
     rotation by 0° — that axis samples whole pixels (weight exactly 0 on the second tap), so the
     interpolation along it is skipped; the skipped terms are exact zeros, the output is the same.
-    Sampling tables are built once per distinct matrix (rotations and translations repeat).
+    The sampling tables of rotations and translations (a few distinct matrices: integer degrees
+    and pixels) are cached across calls; shears (a continuous parameter) are built per call.
     """
-    n = v.shape[0]
-    chunks = _affine_chunks(v, list(range(n)), matrices)
-    if len(chunks) == 1:
-        return _affine_kind(v, chunks[0][1], chunks[0][0], list(range(n)))
-    return _affine_into(torch.empty_like(v), v, chunks)
+    order, outs = _affine_sorted(v, list(range(v.shape[0])), matrices)
+    return _unsort(outs, order)
 
 
-def _affine_chunks(v: torch.Tensor, positions: list[int],
-                   matrices: torch.Tensor) -> list[tuple[int, dict[tuple[float, ...], list[int]]]]:
-    """Images v[positions[i]] with matrices[i], grouped by kind and distinct matrix, in chunks."""
+def _unsort(pieces: list[torch.Tensor], order: list[int]) -> torch.Tensor:
+    """Rows concatenated from `pieces`, where row k holds image order[k], put back in image order
+    (one copy and one row gather: cheaper than scattering every piece into place)."""
+    done = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+    return done.index_select(0, torch.argsort(torch.tensor(order, device=done.device)))
+
+
+def _affine_sorted(v: torch.Tensor, positions: list[int],
+                   matrices: torch.Tensor) -> tuple[list[int], list[torch.Tensor]]:
+    """v[positions[i]] resampled with matrices[i]: images grouped by kind (0 general, 1 x whole,
+    2 y whole, 3 both: a shift), in chunks of about _AFFINE_CHUNK elements so the float64
+    temporaries stay cache-sized (shifts need none: one chunk). Returns the positions in the order
+    of the outputs and the chunk outputs."""
     _, c, h, w = v.shape
-    rows = matrices.detach().to(device="cpu", dtype=torch.float64).tolist()
-    groups: dict[int, dict[tuple[float, ...], list[int]]] = {}
-    for i, r in zip(positions, rows, strict=True):
-        x_whole = r[0] == 1 and r[1] == 0 and r[2] == math.floor(r[2])
-        y_whole = r[3] == 0 and r[4] == 1 and r[5] == math.floor(r[5])
-        # kind: 0 general, 1 x whole, 2 y whole, 3 both (a shift)
-        groups.setdefault(int(x_whole) + 2 * int(y_whole), {}).setdefault(tuple(r), []).append(i)
-    return [chunk for kind, unique in groups.items() for chunk in _chunks(kind, unique, c * h * w)]
+    mats = matrices.detach().to(device="cpu", dtype=torch.float64)
+    x_whole = (mats[:, 0] == 1) & (mats[:, 1] == 0) & (mats[:, 2] == mats[:, 2].floor())
+    y_whole = (mats[:, 3] == 0) & (mats[:, 4] == 1) & (mats[:, 5] == mats[:, 5].floor())
+    groups: dict[int, list[tuple[int, tuple[float, ...]]]] = {}
+    kinds = (x_whole.long() + 2 * y_whole.long()).tolist()  # 0 general, 1 x whole, 2 y whole, 3 a shift
+    for i, kind, r in zip(positions, kinds, mats.tolist(), strict=True):
+        groups.setdefault(kind, []).append((i, tuple(r)))
+    per = max(1, _AFFINE_CHUNK // (c * h * w))
+    order: list[int] = []
+    outs: list[torch.Tensor] = []
+    for kind, members in sorted(groups.items()):
+        step = len(members) if kind == 3 else per
+        for at in range(0, len(members), step):
+            chunk = members[at:at + step]
+            rows = [i for i, _ in chunk]
+            tables = _tables([m for _, m in chunk], h, w, kind, v.device)
+            outs.append(_resample(v.index_select(0, torch.tensor(rows, device=v.device)), tables, kind))
+            order += rows
+    return order, outs
 
 
-def _affine_into(out: torch.Tensor, v: torch.Tensor,
-                 chunks: list[tuple[int, dict[tuple[float, ...], list[int]]]]) -> torch.Tensor:
-    """Resample every chunk of `_affine_chunks` from v and write it to the same rows of out."""
-    for kind, unique in chunks:
-        members = [i for idx in unique.values() for i in idx]
-        index = torch.tensor(members, device=v.device)
-        out[index] = _affine_kind(v.index_select(0, index), unique, kind, members)
-    return out
+def _tables(mats: list[tuple[float, ...]], h: int, w: int, kind: int,
+            device: torch.device) -> dict[str, torch.Tensor]:
+    """Sampling tables (one row per matrix of `mats`, see `_sampling`). Shears (kinds 1, 2: a
+    continuous parameter, rarely repeated) are built here; rotations and shifts of images up to
+    _CACHE_PIXELS pixels come from a cache of one-row tables per distinct matrix, larger ones are
+    built once per distinct matrix of the call."""
+    if kind in (1, 2):
+        return _sampling(torch.tensor(mats, dtype=torch.float64, device=device), h, w, kind)
+    unique = {m: j for j, m in enumerate(dict.fromkeys(mats))}
+    if h * w <= _CACHE_PIXELS:
+        rows = [_cached_sampling(m, h, w, kind, device) for m in unique]
+        tables = {name: torch.cat([r[name] for r in rows]) for name in rows[0]}
+    else:  # large images: tables are cheap next to the resampling, and too big to keep many
+        tables = _sampling(torch.tensor(list(unique), dtype=torch.float64, device=device), h, w, kind)
+    if len(unique) < len(mats):
+        index = torch.tensor([unique[m] for m in mats], device=device)
+        tables = {name: t.index_select(0, index) for name, t in tables.items()}
+    return tables
 
 
-def _chunks(kind: int, unique: dict[tuple[float, ...], list[int]],
-            size: int) -> list[tuple[int, dict[tuple[float, ...], list[int]]]]:
-    """Split one kind's images into chunks of about _AFFINE_CHUNK elements (whole matrices per
-    chunk), so the float64 temporaries stay cache-sized; shifts (kind 3) need none: one chunk."""
-    per = max(1, _AFFINE_CHUNK // size)
-    if kind == 3 or sum(map(len, unique.values())) <= per:
-        return [(kind, unique)]
-    out: list[tuple[int, dict[tuple[float, ...], list[int]]]] = []
-    chunk: dict[tuple[float, ...], list[int]] = {}
-    count = 0
-    for m, idx in unique.items():
-        chunk[m] = idx
-        count += len(idx)
-        if count >= per:
-            out.append((kind, chunk))
-            chunk, count = {}, 0
-    if chunk:
-        out.append((kind, chunk))
-    return out
+@lru_cache(maxsize=256)
+def _cached_sampling(matrix: tuple[float, ...], h: int, w: int, kind: int,
+                     device: torch.device) -> dict[str, torch.Tensor]:
+    """`_sampling` of one matrix, kept (integer rotation angles and shifts repeat every batch)."""
+    return _sampling(torch.tensor([matrix], dtype=torch.float64, device=device), h, w, kind)
 
 
 def _sampling(m: torch.Tensor, h: int, w: int, kind: int) -> dict[str, torch.Tensor]:
-    """Per-matrix sampling tables (M, h·w): tap indices, weights dx / dy (float64), inside mask.
+    """Per-matrix sampling tables (M, h·w): tap indices and weights dx / dy (float64).
 
-    Coordinates are float64 in PIL's order: x_in = a·(x+½) + b·(y+½) + c, y_in likewise."""
+    Coordinates are float64 in PIL's order: x_in = a·(x+½) + b·(y+½) + c, y_in likewise. Taps
+    index a flattened image with one extra element h·w that holds 0: a pixel whose source point
+    lies outside the image reads it from every tap, so its output is 0 (PIL's fill) without a mask."""
     n, dev = m.shape[0], m.device
-    mm = m.view(n, 6, 1, 1).unbind(1)
+    a, b, c, d, e, f = m.view(n, 6, 1, 1).unbind(1)
     xs = (torch.arange(w, device=dev, dtype=torch.float64) + 0.5).view(1, 1, w)
     ys = (torch.arange(h, device=dev, dtype=torch.float64) + 0.5).view(1, h, 1)
     # a whole-pixel axis has coefficients (1, ±0, integer) (or (±0, 1, integer)): its coordinate is
     # the same on every row (column), so it is computed once, (n, 1, w) or (n, h, 1) (the ±0 term
     # is evaluated at the first row / column: the same ±0 as anywhere), and broadcast at the end
-    xin = mm[0] * xs + mm[1] * (ys[:, :1] if kind in (1, 3) else ys) + mm[2]
-    yin = mm[3] * (xs[..., :1] if kind in (2, 3) else xs) + mm[4] * ys + mm[5]
-    inside = ((xin >= 0) & (xin < w)) & ((yin >= 0) & (yin < h))
-    out = {"inside": inside.expand(n, h, w).reshape(n, h * w)}
-    xf, yf = xin - 0.5, yin - 0.5
+    xin = (a * xs + b * (ys[:, :1] if kind in (1, 3) else ys)).add_(c)
+    yin = (d * (xs[..., :1] if kind in (2, 3) else xs) + e * ys).add_(f)
+    outside = ((xin >= 0).logical_and_(xin < w) & (yin >= 0).logical_and_(yin < h)).logical_not_()
+    xf, yf = xin.sub_(0.5), yin.sub_(0.5)
     x0, y0 = xf.floor(), yf.floor()
-    xi, yi = x0.long(), y0.long()
-    rows = (yi.clamp(0, h - 1) * w, (yi + 1).clamp(0, h - 1) * w)
-    cols = (xi.clamp(0, w - 1), (xi + 1).clamp(0, w - 1))
-    taps = {"00": (0, 0), "10": (1, 0), "01": (0, 1), "11": (1, 1)}
-    needed = {3: ("00",), 1: ("00", "10"), 2: ("00", "01"), 0: ("00", "01", "10", "11")}[kind]
-    for name in needed:
-        r, q = taps[name]
-        out[name] = (rows[r] + cols[q]).expand(n, h, w).reshape(n, h * w)
-    if kind in (0, 2):
-        out["dx"] = (xf - x0).expand(n, h, w).reshape(n, h * w)
+    rows = [y0.clamp(0, h - 1).mul_(w)]
+    cols = [x0.clamp(0, w - 1)]
     if kind in (0, 1):
-        out["dy"] = (yf - y0).expand(n, h, w).reshape(n, h * w)
+        rows.append((y0 + 1).clamp_(0, h - 1).mul_(w))
+    if kind in (0, 2):
+        cols.append((x0 + 1).clamp_(0, w - 1))
+    out = {}
+    for name in {3: ("00",), 1: ("00", "10"), 2: ("00", "01"), 0: ("00", "01", "10", "11")}[kind]:
+        # tap indices as exact float64 integers, the outside element for outside points
+        index = (rows[int(name[0])] + cols[int(name[1])]).masked_fill_(outside, float(h * w))
+        out[name] = index.long().view(n, h * w)
+    if kind in (0, 2):
+        out["dx"] = xf.sub_(x0).expand(n, h, w).reshape(n, h * w)
+    if kind in (0, 1):
+        out["dy"] = yf.sub_(y0).expand(n, h, w).reshape(n, h * w)
     return out
 
 
-def _affine_kind(v: torch.Tensor, unique: dict[tuple[float, ...], list[int]], kind: int,
-                 members: list[int]) -> torch.Tensor:
-    """`affine_levels` for images whose matrices are all of one kind (see there). `unique` maps
-    each distinct matrix to the positions (in `members` order: v's rows) of the images using it."""
+def _resample(v: torch.Tensor, tables: dict[str, torch.Tensor], kind: int) -> torch.Tensor:
+    """`affine_levels` for images v whose matrices are all of one kind, with their `_tables`."""
     n, c, h, w = v.shape
-    mats = torch.tensor(list(unique), dtype=torch.float64, device=v.device)
-    tables = _sampling(mats, h, w, kind)
-    if len(unique) < n:  # expand the per-matrix tables to one row per image
-        slot = {m: j for j, m in enumerate(members)}
-        inverse = [0] * n
-        for u, idx in enumerate(unique.values()):
-            for i in idx:
-                inverse[slot[i]] = u
-        index = torch.tensor(inverse, device=v.device)
-        tables = {name: t.index_select(0, index) for name, t in tables.items()}
-    outside = ~tables["inside"].view(n, 1, h * w)
-    flat = v.reshape(n, c, h * w)
-    if kind == 3:  # both axes on whole pixels: one tap, exact in any dtype
-        index = tables["00"].view(n, 1, h * w).expand(n, c, h * w)
-        return flat.gather(2, index).masked_fill_(outside, 0).view(n, c, h, w)
+    flat = torch.cat([v.reshape(n, c, h * w), v.new_zeros(n, c, 1)], dim=2)  # + the outside level 0
 
     def tap(name: str, into: torch.Tensor | None = None) -> torch.Tensor:
         """The tap's levels as float64 (exact), gathered in v's dtype (uint8: an eighth of the
         bytes), written into `into` when given (fewer fresh float64 buffers)."""
         taps = flat.gather(2, tables[name].view(n, 1, h * w).expand(n, c, h * w))
+        if kind == 3:
+            return taps
         return taps.to(torch.float64) if into is None else into.copy_(taps)
 
     def lerp_(a: torch.Tensor, b: torch.Tensor, weight: str) -> torch.Tensor:
         """a + (b − a)·t in PIL's order, computed in b's storage."""
         return b.sub_(a).mul_(tables[weight].view(n, 1, h * w)).add_(a)
 
+    if kind == 3:  # both axes on whole pixels: one tap, exact in any dtype
+        return tap("00").view(n, c, h, w)
     if kind == 1:  # x on whole pixels: interpolate along y only
         out = lerp_(tap("00"), tap("10"), "dy")
     elif kind == 2:  # y on whole pixels: interpolate along x only
@@ -358,7 +370,10 @@ def _affine_kind(v: torch.Tensor, unique: dict[tuple[float, ...], list[int]], ki
         top = lerp_(first, tap("01"), "dx")
         bottom = lerp_(tap("10", into=first), tap("11"), "dx")  # tap 00 is no longer needed
         out = lerp_(top, bottom, "dy")
-    return out.floor_().masked_fill_(outside, 0).view(n, c, h, w).to(v.dtype)
+    # the lerps lie between their (non-negative) taps, so a cast to an integer dtype truncates
+    # exactly like PIL's (UINT8) cast; a float dtype is floored
+    out = out.view(n, c, h, w)
+    return out.to(v.dtype) if not v.dtype.is_floating_point else out.floor_().to(v.dtype)
 
 
 @lru_cache(maxsize=1024)
@@ -479,28 +494,37 @@ def apply_ops_levels(v: torch.Tensor, ops: torch.Tensor, levels: torch.Tensor, n
     groups: dict[int, list[int]] = {}
     for i, op in enumerate(ops.tolist()):
         groups.setdefault(op, []).append(i)
-    out = v.clone()
+    order: list[int] = []
+    pieces: list[torch.Tensor] = []
+    if IDENTITY in groups:
+        order += groups[IDENTITY]
+        pieces.append(v.index_select(0, torch.tensor(groups[IDENTITY], device=v.device)))
     point = [op for op in sorted(groups) if op in POINT_OPS]
     if point:
         rows = [i for op in point for i in groups[op]]
+        images = v.index_select(0, torch.tensor(rows, device=v.device))
         lut = torch.empty((len(rows), c, 256), dtype=v.dtype, device=v.device)
         at = 0
         for op in point:
+            k = len(groups[op])
             idx = torch.tensor(groups[op], device=v.device)
             # the tables of posterize, solarize and brightness do not read the images
-            images = v.index_select(0, idx) if OPS[op] in ("autocontrast", "equalize", "contrast") else v[:0]
-            lut[at:at + idx.numel()] = point_lut(op, images, params[idx]).to(v.dtype)
-            at += idx.numel()
-        idx = torch.tensor(rows, device=v.device)
-        out[idx] = apply_lut(v.index_select(0, idx), lut)
+            reads = OPS[op] in ("autocontrast", "equalize", "contrast")
+            lut[at:at + k] = point_lut(op, images[at:at + k] if reads else v[:0], params[idx]).to(v.dtype)
+            at += k
+        order += rows
+        pieces.append(apply_lut(images, lut))
     geometric = [i for op in sorted(set(groups) & _GEOMETRIC) for i in groups[op]]
     if geometric:
         idx = torch.tensor(geometric, device=ops.device)
-        _affine_into(out, v, _affine_chunks(v, geometric, affine_matrices(ops[idx], params[idx], h, w)))
+        done, outs = _affine_sorted(v, geometric, affine_matrices(ops[idx], params[idx], h, w))
+        order += done
+        pieces += outs
     for op in sorted(set(groups) - _GEOMETRIC - POINT_OPS - {IDENTITY}):
         idx = torch.tensor(groups[op], device=v.device)
-        out[idx] = enhance_levels(v.index_select(0, idx), OPS[op], params[idx])
-    return out
+        order += groups[op]
+        pieces.append(enhance_levels(v.index_select(0, idx), OPS[op], params[idx]))
+    return _unsort(pieces, order)
 
 
 def apply_ops(x: torch.Tensor, ops: torch.Tensor, levels: torch.Tensor, negate: torch.Tensor,
