@@ -26,7 +26,7 @@ from augforge.core.op import Op
 from augforge.core.registry import OpSpec, build_op, get_op
 from augforge.core.seeding import generator_for
 from augforge.transforms.base import SeededTransform
-from augforge.transforms.corruption import preset_for_size
+from augforge.transforms.corruption import preset_for_size, take_rows, write_rows
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,7 @@ class RandomOpChoice(SeededTransform):
         h, w = x.shape[-2:]
         for (index, level), rows in groups.items():
             op = self._ops[(index, level, self.preset_for(index, h, w))]
-            rows_t = torch.tensor(rows, device=x.device)
-            out[rows_t] = op(x[rows_t], [generator_for(seeds[i], x.device) for i in rows])
+            write_rows(out, rows, op(take_rows(x, rows), [generator_for(seeds[i], x.device) for i in rows]))
         return out
 
     def draw(self, keys: Sequence[str], device: torch.device | str = "cpu") -> list[Draw | None]:

@@ -34,6 +34,23 @@ def preset_for_size(height: int, width: int) -> str:
     return next(name for bound, name in SIZE_PRESETS if side >= bound)
 
 
+def take_rows(x: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """x[rows] for a group of samples: a view when the rows are consecutive (the op reads it and
+    returns a new tensor), else a small gather. Per group, not one batch-wide gather: groups are
+    small (a few samples each at batch 128) and fresh batch-sized buffers cost page faults."""
+    if rows[-1] - rows[0] == len(rows) - 1:
+        return x[rows[0]:rows[-1] + 1]
+    return x.index_select(0, torch.tensor(rows, device=x.device))
+
+
+def write_rows(out: torch.Tensor, rows: list[int], values: torch.Tensor) -> None:
+    """out[rows] = values (a slice copy when the rows are consecutive)."""
+    if rows[-1] - rows[0] == len(rows) - 1:
+        out[rows[0]:rows[-1] + 1] = values
+    else:
+        out.index_copy_(0, torch.tensor(rows, device=out.device), values)
+
+
 @dataclass(frozen=True)
 class CorruptionPlan:
     """Per-sample draws: whether the sample is corrupted, op index, severity, op generator seed."""
@@ -149,22 +166,13 @@ class RandomCorruption(SeededTransform):
         for i, applied in enumerate(plan.applied):
             if applied:
                 groups.setdefault((plan.ops[i], plan.severities[i]), []).append(i)
-        if not groups:
-            return out
-        # one gather puts every group's samples next to each other (each group then reads a view)
-        # and one scatter writes all results back
-        order = [i for rows in groups.values() for i in rows]
-        index = torch.tensor(order, device=x.device)
-        grouped = x.index_select(0, index)
         h, w = x.shape[-2:]
-        results, at = [], 0
         for (op_index, severity), rows in groups.items():
             spec = self.specs[op_index]
             op = self.op(spec.name, severity, self.resolve_preset(spec, h, w))
             op_gens = [generator_for(plan.seeds[i], x.device) for i in rows]
-            results.append(op(grouped[at:at + len(rows)], op_gens))
-            at += len(rows)
-        return out.index_copy_(0, index, torch.cat(results))
+            write_rows(out, rows, op(take_rows(x, rows), op_gens))
+        return out
 
     def extra_repr(self) -> str:
         return (

@@ -24,14 +24,20 @@ Reference quirks and what is done with them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
 from augforge.core.errors import InvalidInputError, InvalidParameterError
-from augforge.ops.frequency.augmix_ops import N_BASE_OPS, apply_ops, sample_ops
-from augforge.ops.frequency.spectral import amplitude_phase_mix, byte_cast, gaussian_blur_tv
+from augforge.ops.frequency.augmix_ops import N_BASE_OPS, apply_ops_levels, from_levels, sample_ops, to_levels
+from augforge.ops.frequency.spectral import (
+    CPU_CHUNK_BYTES,
+    amplitude_phase_mix,
+    amplitude_phase_permute,
+    byte_cast,
+    gaussian_blur_tv,
+)
 from augforge.transforms._common import (
     MODES,
     PRESETS,
@@ -105,10 +111,13 @@ class _FrequencyTransform(SeededTransform):
         return {k: defaults[k] if given.get(k) is None else given[k] for k in defaults}
 
     # -- single-image building blocks (per-sample uniforms u, float images in [0, 1]) --
+    #
+    # The base ops work on 8-bit levels (uint8): an op's output is kept as levels for the next op
+    # and only turned into floats (k / 255, the values the float path gives) where floats are read.
 
-    def _op(self, x: torch.Tensor, u3: torch.Tensor) -> torch.Tensor:
-        """One random base op per image at `severity` (u3: op, level, sign uniforms)."""
-        return apply_ops(x, *sample_ops(u3, N_BASE_OPS, self.severity), self.image_size)
+    def _op(self, v: torch.Tensor, u3: torch.Tensor) -> torch.Tensor:
+        """One random base op per image at `severity` on uint8 levels (u3: op, level, sign uniforms)."""
+        return apply_ops_levels(v, *sample_ops(u3, N_BASE_OPS, self.severity), self.image_size)
 
     def _to_uint8(self, x: torch.Tensor) -> torch.Tensor:
         """ToPILImage's byte cast (faithful) or a clip to [0, 1] (in place: x is a temporary)."""
@@ -119,39 +128,43 @@ class _FrequencyTransform(SeededTransform):
     def _apr_single(self, x: torch.Tensor, u: torch.Tensor, p_apr: float) -> torch.Tensor:
         """APRecombination: op; with probability p_apr a second op and an amplitude/phase swap
         between the two (which way round: a fair coin). u: (B, 8) uniforms."""
-        x1 = self._op(x, u[:, 0:3])
-        out = x1  # a fresh tensor; the rows read below are copied out first (x1[idx])
+        v1 = self._op(to_levels(x, torch.uint8), u[:, 0:3])
+        out = from_levels(v1, x.dtype)
         idx = (u[:, 3] <= p_apr).nonzero().flatten()
         if idx.numel():
-            a = x1[idx]
+            a = v1[idx]
             b = self._op(a, u[idx, 4:7])
             first = (u[idx, 7] > 0.5).view(-1, 1, 1, 1)
-            mixed = amplitude_phase_mix(torch.where(first, a, b), torch.where(first, b, a))
-            out[idx] = self._to_uint8(mixed)
+            amplitude = from_levels(torch.where(first, a, b), x.dtype)
+            phase = from_levels(torch.where(first, b, a), x.dtype)
+            out[idx] = self._to_uint8(amplitude_phase_mix(amplitude, phase))
         return out
 
     def _hybrid_single(self, x: torch.Tensor, u: torch.Tensor, prob: float, kernel_size: int, sigma: float,
                        p_apr: float | None) -> torch.Tensor:
         """HybridAugment(-Plus)Single: op; with probability prob a second op and the LF of one
-        image plus the HF of the other; with p_apr (HA++) each LF first goes through APR."""
-        x1 = self._op(x, u[:, 0:3])
-        out = x1  # a fresh tensor; the rows read below are copied out first (x1[idx])
+        image plus the HF of the other; with p_apr (HA++) the LF first goes through APR.
+
+        The reference computes both LF/HF pairs (and for HA++ passes both LFs through APR, LF(a)
+        with draws u[8:16], LF(b) with u[16:24]) and keeps one sum; only the kept parts are
+        computed here, from the same draws, so the output is the same."""
+        v1 = self._op(to_levels(x, torch.uint8), u[:, 0:3])
+        out = from_levels(v1, x.dtype)
         idx = (u[:, 3] <= prob).nonzero().flatten()
         if idx.numel():
-            a = x1[idx]
+            a = v1[idx]
             b = self._op(a, u[idx, 4:7])
-            low_a, low_b = gaussian_blur_tv(a, kernel_size, sigma), gaussian_blur_tv(b, kernel_size, sigma)
-            high_a, high_b = a - low_a, b - low_b
-            if p_apr is not None:
-                if self.faithful_uint8:  # the reference hands APR a PIL image of the LF
-                    low_a, low_b = byte_cast(low_a * 255) / 255, byte_cast(low_b * 255) / 255
-                # both LFs through APR in one call (per-image results do not depend on the batch)
-                draws = torch.cat([u[idx, 8:16], u[idx, 16:24]])
-                low = self._apr_single(torch.cat([low_a, low_b]), draws, p_apr)
-                low_a, low_b = low.split(idx.numel())
-            first = (u[idx, 7] > prob).view(-1, 1, 1, 1)
-            # LF(a) + HF(b) or LF(b) + HF(a), summed in the HF tensors' storage (same sums)
-            out[idx] = self._to_uint8(torch.where(first, high_b.add_(low_a), high_a.add_(low_b)))
+            first = (u[idx, 7] > prob).view(-1, 1, 1, 1)  # LF(a) + HF(b), else LF(b) + HF(a)
+            lf, hf = torch.where(first, a, b), torch.where(first, b, a)
+            if p_apr is None:  # HA: chunk by chunk, straight into the output rows
+                for rows, low, high in _frequency_parts(lf, hf, x.dtype, kernel_size, sigma):
+                    out.index_copy_(0, idx[rows], self._to_uint8(high.add_(low)))  # HF + LF, in that order
+                return out
+            ((_, low, high),) = _frequency_parts(lf, hf, x.dtype, kernel_size, sigma, whole=True)
+            if self.faithful_uint8:  # the reference hands APR a PIL image of the LF
+                low = byte_cast(low * 255) / 255
+            low = self._apr_single(low, torch.where(first.view(-1, 1), u[idx, 8:16], u[idx, 16:24]), p_apr)
+            out[idx] = self._to_uint8(high.add_(low))
         return out
 
     # -- paired building blocks (batch-level generator) --
@@ -166,17 +179,34 @@ class _FrequencyTransform(SeededTransform):
             return x.clone()
         perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
         if self.apr_normalize is None:
-            return amplitude_phase_mix(x[perm], x)
+            return amplitude_phase_permute(x, perm)
         mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
                      for v in self.apr_normalize)
         if mean.shape[1] != x.shape[1]:
             raise InvalidInputError(f"{self.name}: apr_normalize has {mean.shape[1]} channels, input has "
                                     f"{x.shape[1]}; pass apr_normalize=None or matching statistics")
         n = (x - mean) / std
-        return amplitude_phase_mix(n[perm], n) * std + mean
+        return amplitude_phase_permute(n, perm).mul_(std).add_(mean)
 
     def _finish_paired(self, x: torch.Tensor) -> torch.Tensor:
         return x.clamp_(0, 1) if self.clip else x  # x is a temporary
+
+
+def _frequency_parts(lf: torch.Tensor, hf: torch.Tensor, dtype: torch.dtype, kernel_size: int, sigma: float,
+                     whole: bool = False) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """Yield (rows, blur(lf[rows]), hf[rows] − blur(hf[rows])) of uint8 level images as `dtype`,
+    in chunks of about CPU_CHUNK_BYTES on the CPU (each chunk is used before the next is made, so
+    temporaries stay in cache and no batch-sized buffers are needed), one chunk elsewhere or when
+    `whole`. Both images of a chunk are blurred in one call."""
+    n = lf.shape[0]
+    image_bytes = lf[0].numel() * torch.empty((), dtype=dtype).element_size()
+    per = n if whole or lf.device.type != "cpu" else max(1, CPU_CHUNK_BYTES // (2 * image_bytes))
+    for start in range(0, n, per):
+        rows = slice(start, min(n, start + per))
+        sources = from_levels(torch.cat([lf[rows], hf[rows]]), dtype)
+        lows = gaussian_blur_tv(sources, kernel_size, sigma)
+        m = rows.stop - rows.start
+        yield rows, lows[:m], sources[m:].sub_(lows[m:])
 
 
 def _check_normalize(owner: str, value: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:

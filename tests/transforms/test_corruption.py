@@ -92,6 +92,25 @@ def test_each_sample_equals_its_op_applied_alone():
     assert 4 <= applied <= 15
 
 
+
+@pytest.mark.parametrize("p", [1.0, 0.6])
+def test_one_group_of_many_samples_equals_the_op_alone(p):
+    """One (op, severity): every corrupted sample is in one group (consecutive rows when p = 1,
+    scattered when p < 1); each equals its op applied alone and the input is left as it was."""
+    x = image_batch(10, seed=8)
+    before = x.clone()
+    keys = [f"g{i}" for i in range(10)]
+    out = RandomCorruption(["gaussian_noise"], [4], p=p, seed=13)(x, keys=keys)
+    assert torch.equal(x, before)
+    op = build_op("gaussian_noise", 4, preset="cifar")
+    hits = 0
+    for i, key in enumerate(keys):
+        hit, _, _, op_seed = expected_draws(13, key, 1, [4], p)
+        expect = op(x[i : i + 1], [generator_for(op_seed)]) if hit else x[i : i + 1]
+        assert torch.equal(out[i : i + 1], expect), i
+        hits += hit
+    assert hits == 10 if p == 1.0 else 2 <= hits <= 9
+
 def test_batch_independence_and_determinism():
     x = image_batch(9, seed=4)
     before = x.clone()

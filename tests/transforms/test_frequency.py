@@ -14,6 +14,7 @@ from augforge.core.errors import InvalidInputError, InvalidParameterError
 from augforge.ops.frequency.augmix_ops import apply_ops, sample_ops
 from augforge.ops.frequency.spectral import (
     amplitude_phase_mix,
+    amplitude_phase_permute,
     byte_cast,
     gaussian_blur_tv,
     gaussian_kernel1d_tv,
@@ -65,6 +66,21 @@ def test_blur_is_torchvision_gaussian_blur(x, k, sigma):
     if k == 3 and sigma == 0.5:  # the default: centre weight 1 / (1 + 2 e^-2)
         assert abs(float(gaussian_kernel1d_tv(3, 0.5)[1]) - 1 / (1 + 2 * math.exp(-2))) < 1e-12
 
+
+
+def test_blur_is_batch_independent_across_cpu_chunks():
+    """40 float64 images span several CPU chunks: each image's blur is the same bits alone, in any
+    slice and in the whole batch; strided input gives the blur of its values."""
+    g = torch.Generator().manual_seed(7)
+    xs = torch.rand(40, 3, 32, 32, generator=g, dtype=torch.float64)
+    for k, sigma in ((3, 0.5), (9, 1.5)):
+        full = gaussian_blur_tv(xs, k, sigma)
+        torch.testing.assert_close(full, tv_blur(xs, k, sigma), atol=1e-12, rtol=0)
+        for start, stop in ((0, 1), (9, 10), (10, 11), (39, 40), (5, 17), (3, 40)):
+            assert torch.equal(gaussian_blur_tv(xs[start:stop], k, sigma), full[start:stop]), (k, start, stop)
+    strided = xs[:6].transpose(-1, -2)
+    torch.testing.assert_close(gaussian_blur_tv(strided, 3, 0.5), tv_blur(strided.contiguous(), 3, 0.5),
+                               atol=1e-12, rtol=0)
 
 def _match(rows: torch.Tensor, candidates: torch.Tensor) -> list[int]:
     d = (rows.flatten(1)[:, None] - candidates.flatten(1)[None]).abs().amax(-1)
@@ -259,6 +275,34 @@ def test_amplitude_phase_mix_is_batch_independent(h, w):
     for start, stop in ((0, 1), (4, 5), (18, 19), (2, 5), (3, 11), (1, 18)):
         assert torch.equal(amplitude_phase_mix(a[start:stop], b[start:stop]), full[start:stop]), (start, stop)
     torch.testing.assert_close(full, ref_apr(a, b), atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("dtype", "c", "h", "w"), [(torch.float64, 3, 32, 32), (torch.float64, 1, 31, 17),
+                                                    (torch.float32, 1, 32, 32)])
+def test_amplitude_phase_mix_is_batch_independent_float64_and_gray(dtype, c, h, w):
+    g = torch.Generator().manual_seed(c * h * w)
+    a, b = torch.rand(2, 11, c, h, w, generator=g, dtype=dtype).unbind(0)
+    full = amplitude_phase_mix(a, b)
+    for start, stop in ((0, 1), (3, 4), (10, 11), (2, 5), (1, 10)):
+        assert torch.equal(amplitude_phase_mix(a[start:stop], b[start:stop]), full[start:stop]), (start, stop)
+    torch.testing.assert_close(full, ref_apr(a, b), atol=1e-12 if dtype == torch.float64 else 2e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("n", "side"), [(1, 16), (2, 16), (5, 16), (8, 16), (23, 32)])
+def test_amplitude_phase_permute_equals_mix_of_permuted_batch(n, side):
+    """APR-P's one-transform form: amplitude of x[π] with the phase of x, bit for bit as
+    amplitude_phase_mix(x[π], x), and the reference formula; a flat image keeps phase 0 bins.
+    (23 images of 32×28 span several CPU chunks in float64.)"""
+    g = torch.Generator().manual_seed(n)
+    for dtype in (torch.float32, torch.float64):
+        xs = torch.rand(n, 3, side, side - 4, generator=g, dtype=dtype)
+        if side == 16:  # an all-zero spectrum outside DC (16×12: the FFTs give exact zeros there)
+            xs[0] = 0.4
+        perm = torch.randperm(n, generator=g)
+        out = amplitude_phase_permute(xs, perm)
+        assert torch.equal(out, amplitude_phase_mix(xs[perm], xs))
+        torch.testing.assert_close(out, ref_apr(xs[perm], xs), atol=1e-12 if dtype == torch.float64 else 2e-6,
+                                   rtol=0)
 
 # Defaults typed from the reference's §5.4 table: (class, mode, preset) -> expected attributes.
 DEFAULTS = [
