@@ -71,11 +71,11 @@ def elastic_from_draws(x: torch.Tensor, alpha: float, sigma: float, shifts: torc
     src = affine_points(h, w, device=x.device).expand(b, 3, 2)
     dst = (src + shifts).to(torch.float32).to(torch.float64)  # the reference casts pts2 to float32
     warped = warp_affine(x, affine_from_points(src, dst), "mirror")
-    field = smooth_field(noise, sigma) * alpha
+    field = smooth_field(noise, sigma).mul_(alpha)  # a fresh tensor: scaled and shifted in place
     dx, dy = field[:, 0], field[:, 1]
-    rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1) + dy
-    cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w) + dx
-    return sample_bilinear(warped, rows, cols, "reflect").clamp(0.0, 1.0)
+    rows = dy.add_(torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1))
+    cols = dx.add_(torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w))
+    return sample_bilinear(warped, rows, cols, "reflect").clamp_(0.0, 1.0)
 
 
 @register_op(

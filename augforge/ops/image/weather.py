@@ -4,7 +4,8 @@ Faithful to hendrycks/robustness (make_imagenet_c.py, make_cifar_c.py, make_tiny
 not to `imagecorruptions` where the two differ (frost ×1.1 rescale, snow rounding). Sizes the
 reference hard-codes (224 / 32 / 64) are generalised to any H×W ≥ 8 as each op's notes say.
 Sample i draws only from gens[i]; everything runs batched in torch except spatter's integer
-edge/distance/equalisation chain, which runs in OpenCV on the CPU exactly as the reference does.
+edge/distance/equalisation chain, which runs in OpenCV on the CPU exactly as the reference does
+(on the CPU, for pictures from SPATTER_CV_PIXELS up, spatter's liquid blurs run there too).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from augforge.core.op import Op
 from augforge.core.registry import register_op
 from augforge.ops.image._checks import integer, real
 from augforge.ops.image._threads import draw, for_each_sample
-from augforge.ops.image.kernels.color import as_rgb, rgb_to_gray
-from augforge.ops.image.kernels.filters import gaussian_filter
+from augforge.ops.image.kernels.color import GRAY_WEIGHTS, as_rgb, rgb_to_gray
+from augforge.ops.image.kernels.filters import gaussian_filter, gaussian_weights
 from augforge.ops.image.kernels.motion import motion_blur_kernel
-from augforge.ops.image.kernels.plasma import next_power_of_two, plasma_fractal
+from augforge.ops.image.kernels.plasma import next_power_of_two, plasma_fractal, plasma_range
 from augforge.ops.image.kernels.warp import clipped_zoom
 
 REFERENCE = (
@@ -96,10 +97,18 @@ def snow_from_draws(x: torch.Tensor, p: dict[str, float], noise: torch.Tensor,
     layer = layer.clamp_(0.0, 1.0).mul_(255.0).floor_().div_(255.0)
     layer = motion_blur_kernel(layer, p["radius"], p["sigma"], angles)
     layer = layer.mul_(255.0).round_().div_(255.0)
-    gray = x if c == 1 else rgb_to_gray(x)  # OpenCV RGB2GRAY weights; a gray image is its own gray
-    blend = p["blend"]
-    whitened = (x * blend).add_(torch.maximum(x, gray.mul(1.5).add_(0.5)).mul_(1 - blend))
-    return whitened.add_(layer).add_(layer.flip(-2, -1)).clamp_(0.0, 1.0)
+    # blend·x + (1 − blend)·max(x, 1.5·gray + 0.5) as one lerp; the layer and its 180° turn are
+    # summed at one channel before they are broadcast over the image (same values up to rounding)
+    whitened = torch.maximum(x, _lifted_gray(x) if c == 3 else x * 1.5 + 0.5).lerp_(x, p["blend"])
+    return whitened.add_(layer.add(layer.flip(-2, -1))).clamp_(0.0, 1.0)
+
+
+def _lifted_gray(rgb: torch.Tensor) -> torch.Tensor:
+    """1.5·gray + 0.5 of (B, 3, H, W), gray with OpenCV's RGB2GRAY weights (0.299, 0.587, 0.114),
+    as three fused passes over one channel-sized plane."""
+    wr, wg, wb = (1.5 * w for w in GRAY_WEIGHTS)
+    out = torch.mul(rgb[:, 0:1], wr).add_(0.5)
+    return out.add_(rgb[:, 1:2], alpha=wg).add_(rgb[:, 2:3], alpha=wb)
 
 
 def keep_at_least(x: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -260,8 +269,9 @@ def frost_from_crops(x: torch.Tensor, p: dict[str, float], crops: torch.Tensor) 
     """Frost given the uint8 RGB crops (B, 3, H, W)."""
     if x.shape[1] == 1:  # as replicated RGB, then back to gray
         return rgb_to_gray(frost_from_crops(as_rgb(x), p, crops))
-    layer = crops.to(x.dtype).div_(255.0).mul_(p["frost_weight"])
-    return (x * p["image_weight"]).add_(layer).clamp_(0.0, 1.0)
+    # b·crop/255 + a·x over the freshly cast crops: two passes besides the cast (same up to rounding)
+    layer = crops.to(x.dtype).mul_(p["frost_weight"] / 255.0)
+    return layer.add_(x, alpha=p["image_weight"]).clamp_(0.0, 1.0)
 
 
 @register_op(
@@ -308,16 +318,29 @@ def fog(x: torch.Tensor, strength: float, decay: float, gens: list[torch.Generat
     """clip((x + s·F)·m/(m + s)), F = plasma fractal cropped to H×W, m = max of each image."""
     _, _, h, w = x.shape
     size = next_power_of_two(max(h, w))
-    field = plasma_fractal(size, decay, gens, device=x.device, dtype=x.dtype)
-    return fog_from_fractal(x, strength, field)
+    raw = plasma_fractal(size, decay, gens, device=x.device, dtype=x.dtype, normalise=False)
+    lo, hi = plasma_range(raw)  # the padded map's repeats leave both unchanged
+    return _fog_blend(x, strength, raw[:, None, :h, :w], lo, hi)
 
 
 def fog_from_fractal(x: torch.Tensor, strength: float, field: torch.Tensor) -> torch.Tensor:
     """Fog given fractals (B, N, N), N ≥ H, W; the top-left H×W part is used."""
     h, w = x.shape[-2:]
     field = field[:, None, :h, :w].to(x.dtype)
+    lo = torch.zeros(1, 1, 1, dtype=x.dtype, device=x.device)
+    return _fog_blend(x, strength, field, lo, lo + 1)
+
+
+def _fog_blend(x: torch.Tensor, strength: float, field: torch.Tensor, lo: torch.Tensor,
+               hi: torch.Tensor) -> torch.Tensor:
+    """clip((x + s·(F − lo)/(hi − lo))·k), k = m/(m + s), as x·k + (F·c − lo·c) with c = s·k/(hi − lo):
+    the fractal's normalisation folds into one pass over the (B, 1, H, W) field and one over x
+    (equal up to float rounding). `field` (B, 1, H, W); `lo`, `hi` (B, 1, 1) or (1, 1, 1)."""
     m = x.amax(dim=(1, 2, 3), keepdim=True)
-    return (x + field * strength).mul_(m / (m + strength)).clamp_(0.0, 1.0)
+    k = m / (m + strength)
+    c = (k * strength).div_((hi - lo).reshape(-1, 1, 1, 1))
+    shade = torch.addcmul((lo.reshape(-1, 1, 1, 1) * c).neg_(), field, c)
+    return torch.addcmul(shade, x, k).clamp_(0.0, 1.0)
 
 
 @register_op(
@@ -381,17 +404,21 @@ def spatter(x: torch.Tensor, p: dict[str, Any], gens: list[torch.Generator]) -> 
 
 
 def spatter_draws(h: int, w: int, gens: list[torch.Generator], device: torch.device) -> torch.Tensor:
-    """Per sample: the standard-normal liquid noise (B, 1, H, W), float64 like the reference."""
-    return draw((1, h, w), gens, "normal", device=device, dtype=torch.float64)
+    """Per sample: the standard-normal liquid noise (B, 1, H, W), returned as float64 like the
+    reference's, drawn in float32: torch's float64 normal_ costs about six times as much on the CPU,
+    and the layer is cut to 8 bits after a blur, far above float32's resolution."""
+    return draw((1, h, w), gens, "normal", device=device, dtype=torch.float32).double()
 
 
 def spatter_from_draws(x: torch.Tensor, p: dict[str, Any], noise: torch.Tensor) -> torch.Tensor:
     """Spatter given the standard-normal liquid `noise` (B, 1, H, W)."""
     if x.shape[1] == 1:  # as replicated RGB, then back to gray
         return rgb_to_gray(spatter_from_draws(as_rgb(x), p, noise))
+    if x.device.type == "cpu" and x.shape[-2] * x.shape[-1] >= SPATTER_CV_PIXELS[p["mode"]]:
+        return _spatter_cpu(x, p, noise)
     b = x.shape[0]
     dev, dt = x.device, x.dtype
-    liquid = gaussian_filter(noise * p["std"] + p["mean"], p["sigma"])
+    liquid = gaussian_filter(noise.to(dt) * p["std"] + p["mean"], p["sigma"])
     liquid = keep_at_least(liquid, p["threshold"])
     if p["mode"] == 0:
         # np.uint8(float) truncates and wraps modulo 256 (liquid >= 0 here); v − 256·⌊v/256⌋ is
@@ -405,13 +432,54 @@ def spatter_from_draws(x: torch.Tensor, p: dict[str, Any], noise: torch.Tensor) 
             tex[i, 0] = water_texture(host[i, 0])
 
         for_each_sample(one, b)
-        m = levels.to(dt).mul_(torch.from_numpy(tex).to(dev, dt))
+        m = levels.mul_(torch.from_numpy(tex).to(dev, dt))
         peak = m.amax(dim=(1, 2, 3), keepdim=True)  # 0 only where m is all zeros: 0 / tiny = 0
-        m = m.div_(peak.clamp_min(1e-30)).mul_(p["intensity"])
-        return (m * _colour(WATER_RGB, x)).add_(x).clamp_(0.0, 1.0)
+        tint = _colour(WATER_RGB, x) * (p["intensity"] / peak.clamp_min(1e-30))  # (B, 3, 1, 1)
+        return torch.addcmul(x, m, tint).clamp_(0.0, 1.0)
     mask = torch.gt(liquid, p["threshold"], out=torch.empty(liquid.shape, dtype=dt, device=dev))
     mask = keep_at_least(gaussian_filter(mask, p["intensity"]), 0.8)
-    return (x * (1 - mask)).add_(mask * _colour(MUD_RGB, x)).clamp_(0.0, 1.0)
+    return torch.lerp(x, _colour(MUD_RGB, x), mask).clamp_(0.0, 1.0)  # x·(1 − M) + M·mud, one pass
+
+
+# Picture size (pixels) from which the CPU runs spatter per picture in OpenCV rather than batched in
+# torch (water, mud): below it the per-picture calls cost more than they save (measured, 1 thread).
+SPATTER_CV_PIXELS = {0: 48 * 48, 1: 128 * 128}
+
+
+def _spatter_cpu(x: torch.Tensor, p: dict[str, Any], noise: torch.Tensor) -> torch.Tensor:
+    """spatter_from_draws on the CPU: each sample's liquid layer, its blur and (water) the integer
+    texture chain or (mud) the mask blur run per picture in float32 numpy/OpenCV on the pool
+    threads (OpenCV's separable filter is several times cheaper than the batched torch one here;
+    same kernel weights and 'nearest' borders, equal up to float rounding); the blend stays batched."""
+    import cv2
+
+    b = x.shape[0]
+    z = noise.to(torch.float32).numpy()
+    plane = np.empty(z.shape, dtype=np.float32)
+    std, mean, thr = np.float32(p["std"]), np.float32(p["mean"]), p["threshold"]
+
+    def blur(img: np.ndarray, sigma: float) -> np.ndarray:
+        k = np.asarray(gaussian_weights(sigma), dtype=np.float32)
+        return cv2.sepFilter2D(img, cv2.CV_32F, k, k, borderType=cv2.BORDER_REPLICATE)
+
+    def one(i: int) -> None:
+        liquid = blur(z[i, 0] * std + mean, p["sigma"])
+        liquid[liquid < thr] = 0
+        if p["mode"] == 0:  # uint8 truncation wrapping modulo 256, as np.uint8(float) does
+            levels = (np.floor(liquid * np.float32(255)).astype(np.int32) & 255).astype(np.uint8)
+            np.multiply(levels, water_texture(levels), out=plane[i, 0], dtype=np.float32)
+        else:
+            mask = blur((liquid > thr).astype(np.float32), p["intensity"])
+            mask[mask < 0.8] = 0
+            plane[i, 0] = mask
+
+    for_each_sample(one, b)
+    m = torch.from_numpy(plane).to(x.dtype)
+    if p["mode"] == 0:
+        peak = m.amax(dim=(1, 2, 3), keepdim=True)  # 0 only where m is all zeros: 0 / tiny = 0
+        tint = _colour(WATER_RGB, x) * (p["intensity"] / peak.clamp_min(1e-30))
+        return torch.addcmul(x, m, tint).clamp_(0.0, 1.0)
+    return torch.lerp(x, _colour(MUD_RGB, x), m).clamp_(0.0, 1.0)
 
 
 @register_op(

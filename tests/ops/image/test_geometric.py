@@ -221,6 +221,38 @@ def test_affine_warp_matches_opencv():
     np.testing.assert_allclose(got.numpy(), want, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(48, 64), (9, 8)])
+def test_affine_warp_far_outside_folds_like_scipy_mirror(shape):
+    """A strong zoom-out with rotation sends most pixels several image sizes outside: the warp
+    (grid_sample's reflection padding on a normalised affine grid) equals bilinear sampling at
+    M⁻¹·p with every tap folded by REFLECT_101 (scipy 'mirror'), in float64."""
+    h, w = shape
+    rs = np.random.RandomState(4)
+    img = rs.rand(2, h, w)
+    m = np.array([[0.2, 0.15, 3.0], [-0.1, 0.25, -2.0]])  # src -> dst: dst is ~4x smaller
+    inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    sx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
+    sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
+    assert np.abs(sx).max() > 2 * w and np.abs(sy).max() > 2 * h
+    got = warp_affine(torch.from_numpy(img)[None], torch.from_numpy(m)[None], "mirror")[0]
+    for ch in range(2):
+        want = ndi.map_coordinates(img[ch], [sy, sx], order=1, mode="mirror")
+        np.testing.assert_allclose(got[ch].numpy(), want, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror"])
+def test_bilinear_sampling_on_a_one_pixel_axis(mode):
+    """A 1-pixel-high image (no grid_sample normalisation exists for it) still folds like scipy."""
+    rs = np.random.RandomState(6)
+    img = rs.rand(1, 1, 12)
+    rows = rs.uniform(-3, 3, size=(1, 5, 7))
+    cols = rs.uniform(-30, 40, size=(1, 5, 7))
+    got = sample_bilinear(torch.from_numpy(img)[None], torch.from_numpy(rows), torch.from_numpy(cols), mode)
+    want = ndi.map_coordinates(img[0], [rows[0], cols[0]], order=1, mode=mode)
+    np.testing.assert_allclose(got[0, 0].numpy(), want, atol=1e-9)
+
+
 def test_differs_from_imagecorruptions_parameterisation(images224):
     """imagecorruptions' elastic has no affine step (α 12.5–30, σ = 1 % of the size), so at s1 it
     is far milder than ImageNet-C's: ours must be the ImageNet-C one."""

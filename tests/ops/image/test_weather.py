@@ -31,9 +31,11 @@ from augforge.ops.image import weather as W
 from augforge.ops.image.kernels.filters import pad
 from augforge.ops.image.kernels.motion import motion_blur_kernel, motion_offsets, motion_weights
 from augforge.ops.image.kernels.plasma import (
+    PREFIX_SIDE,
     noise_count,
     plasma_fractal,
     plasma_from_uniforms,
+    plasma_padded,
     plasma_uniforms,
 )
 
@@ -439,6 +441,47 @@ def test_plasma_statistics_match_reference(decay):
     assert abs(g[2] - r[2]) < 0.0006, f"roughness {g[2]:.5f} vs {r[2]:.5f}"
 
 
+@pytest.mark.parametrize("mapsize", [2, 4, 8, 16])
+def test_plasma_small_maps_equal_reference(mapsize):
+    """Maps up to PREFIX_SIDE come from the cached matrix alone (no level steps run): still the
+    reference's fractal for the same uniforms, for several decays."""
+    assert mapsize <= PREFIX_SIDE
+    u = np.random.RandomState(mapsize + 1).random_sample((3, noise_count(mapsize)))
+    for i, decay in enumerate((3.0, 1.75, 1.4)):
+        with scripted_numpy(uniform=u[i]):
+            want = _ic.plasma_fractal(mapsize=mapsize, wibbledecay=decay)
+        got = plasma_from_uniforms(mapsize, decay, torch.from_numpy(u[i:i + 1]))[0]
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+
+
+def test_plasma_padded_map_repeats_its_first_row_and_column():
+    """The unnormalised map carries its periodic neighbours: last row = first row, last column =
+    first column; normalising its top-left N×N part gives plasma_from_uniforms."""
+    u = torch.from_numpy(np.random.RandomState(5).random_sample((2, noise_count(64))))
+    raw = plasma_padded(64, 2.0, u)
+    assert raw.shape == (2, 65, 65)
+    torch.testing.assert_close(raw[:, -1], raw[:, 0], atol=0, rtol=0)
+    torch.testing.assert_close(raw[:, :, -1], raw[:, :, 0], atol=0, rtol=0)
+    core = raw[:, :64, :64]
+    lo, hi = core.amin(dim=(1, 2), keepdim=True), core.amax(dim=(1, 2), keepdim=True)
+    torch.testing.assert_close(plasma_from_uniforms(64, 2.0, u), (core - lo) / (hi - lo), atol=1e-15, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 224, 224), (4, 1, 40, 24)])
+def test_fog_folds_normalisation_like_the_two_step_formula(shape):
+    """fog folds the fractal's min–max normalisation into its blend; it must equal
+    clip((x + s·F)·m/(m + s)) on the normalised fractal F of the same uniforms."""
+    x = torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    size = max(shape[-2:])
+    mapsize = 1 << (size - 1).bit_length()
+    fractal = plasma_fractal(mapsize, 1.7, gens(shape[0], 4), dtype=torch.float64)
+    field = fractal[:, None, :shape[2], :shape[3]]
+    m = x.amax(dim=(1, 2, 3), keepdim=True)
+    want = ((x + 2.5 * field) * m / (m + 2.5)).clamp(0, 1)
+    torch.testing.assert_close(W.fog(x, 2.5, 1.7, gens(shape[0], 4)), want, atol=1e-12, rtol=0)
+    torch.testing.assert_close(W.fog_from_fractal(x, 2.5, field[:, 0]), want, atol=1e-12, rtol=0)
+
+
 def test_fog_mapsize_is_next_power_of_two(monkeypatch):
     seen = []
     original = W.plasma_fractal
@@ -513,6 +556,23 @@ def test_frost_enlarges_photos_only_when_too_small():
 
 
 # --------------------------------------------------------------------------- spatter
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+@pytest.mark.parametrize("size", [224, 32])
+def test_spatter_opencv_and_torch_paths_agree(monkeypatch, images224, images32, size, mode):
+    """The CPU's per-picture OpenCV path (large pictures) and the batched torch path (small
+    pictures, other devices) give the same 8-bit output for the same draws at either size."""
+    images = images224[:6] if size == 224 else images32[:8]
+    x = augforge.to_float(images)
+    noise = W.spatter_draws(size, size, gens(len(images), 3), torch.device("cpu"))
+    p = {**build_op("spatter", 3 if mode == 0 else 4).params, "mode": mode}
+    outs = []
+    for threshold in (0, 1 << 30):  # every picture size takes the OpenCV path, then none does
+        monkeypatch.setattr(W, "SPATTER_CV_PIXELS", {0: threshold, 1: threshold})
+        outs.append(augforge.to_uint8(W.spatter_from_draws(x, p, noise)))
+    assert (outs[0] != images).mean() > 0.01  # the liquid shows
+    assert_nearly_equal(outs[0], outs[1], f"spatter mode {mode} at {size}²: OpenCV vs torch")
 
 
 def test_spatter_without_liquid_leaves_image_unchanged():

@@ -2,8 +2,11 @@
 
 - `sample_bilinear`: bilinear sampling at arbitrary (row, col) coordinates where each of the four
   taps is fetched through a border fold — scipy `map_coordinates(order=1, mode=...)` and
-  `cv2.remap/warpAffine(INTER_LINEAR, borderMode=...)` both work this way. `grid_sample` cannot
-  express scipy `reflect` (half-sample symmetric) or fold pads larger than the image.
+  `cv2.remap/warpAffine(INTER_LINEAR, borderMode=...)` both work this way. `grid_sample`'s
+  'border' padding is scipy 'nearest'; its 'reflection' padding folds the coordinate any number
+  of times about the outer pixel centres (align_corners=True: scipy 'mirror', cv2 REFLECT_101)
+  or about the image edges (align_corners=False: scipy 'reflect') and then clamps it, which is
+  exactly the per-tap fold, so those modes need no folding of our own.
 - `warp_affine`: cv2.warpAffine (src→dst matrix, inverted internally, REFLECT_101 = 'mirror').
 - `affine_from_points`: cv2.getAffineTransform for a batch of 3-point pairs.
 - `zoom_corner_aligned`, `clipped_zoom`: scipy `zoom(order=1)` and ImageNet-C's clipped zoom.
@@ -46,11 +49,23 @@ def sample_bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mod
     """Bilinearly sample (B, C, H, W) at per-sample coordinates `rows`, `cols` of shape (B, Ho, Wo).
 
     Equivalent to folding every tap index with `mode` (scipy map_coordinates order 1 / cv2
-    INTER_LINEAR with that border): coordinates are folded with `fold_coordinate`, then sampled
-    with grid_sample (align_corners=True puts pixel centres on integer coordinates). 'wrap'
-    appends one wrapped row and column so the last interval interpolates back to the first sample.
+    INTER_LINEAR with that border): 'mirror' and 'reflect' go straight to grid_sample's
+    'reflection' padding (which folds as they do; see the module docstring); 'nearest' and 'wrap'
+    coordinates are folded with `fold_coordinate`, then sampled with grid_sample
+    (align_corners=True puts pixel centres on integer coordinates). 'wrap' appends one wrapped row
+    and column so the last interval interpolates back to the first sample.
     """
     h, w = x.shape[-2:]
+    if mode in ("mirror", "reflect") and h > 1 and w > 1:
+        grid = torch.empty((*cols.shape, 2), dtype=x.dtype, device=x.device)  # (x, y) interleaved
+        if mode == "mirror":  # align_corners=True: pixel c at 2c/(n − 1) − 1
+            torch.mul(cols, 2.0 / (w - 1), out=grid[..., 0])
+            torch.mul(rows, 2.0 / (h - 1), out=grid[..., 1])
+            grid.sub_(1.0)
+        else:  # align_corners=False: pixel c at (2c + 1)/n − 1
+            torch.mul(cols, 2.0 / w, out=grid[..., 0]).add_(1.0 / w - 1.0)
+            torch.mul(rows, 2.0 / h, out=grid[..., 1]).add_(1.0 / h - 1.0)
+        return _reflect_sample(x, grid, mode)
     r = fold_coordinate(rows.to(x.dtype), h, mode)
     q = fold_coordinate(cols.to(x.dtype), w, mode)
     src = pad(x, 0, 1, 0, 1, "wrap") if mode == "wrap" else x
@@ -60,6 +75,11 @@ def sample_bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mod
     torch.mul(r, 2.0 / max(hs - 1, 1), out=grid[..., 1])
     grid.sub_(1.0)
     return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _reflect_sample(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    """grid_sample with 'reflection' padding: 'mirror' (align_corners=True) or 'reflect'."""
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=mode == "mirror")
 
 
 def affine_from_points(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
@@ -80,6 +100,18 @@ def warp_affine(x: torch.Tensor, matrix: torch.Tensor, mode: str = "mirror") -> 
     full[:, :2] = matrix.to(device=x.device, dtype=torch.float64)
     full[:, 2, 2] = 1.0
     inv = torch.linalg.inv(full)
+    if mode == "mirror" and h > 1 and w > 1:
+        # the same map in grid_sample's normalised coordinates (align_corners=True): S·M⁻¹·S⁻¹
+        scale = torch.tensor([[2.0 / (w - 1), 0.0, -1.0], [0.0, 2.0 / (h - 1), -1.0], [0.0, 0.0, 1.0]],
+                             dtype=torch.float64, device=x.device)
+        theta = (scale @ inv @ torch.linalg.inv(scale))[:, :2].to(x.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device).view(1, 1, w)
+        ys = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device).view(1, h, 1)
+        grid = torch.empty(b, h, w, 2, dtype=x.dtype, device=x.device)
+        for k in range(2):  # (a·X + c) + b·Y per output pixel, like F.affine_grid at a third the cost
+            a, bk, c = (theta[:, k, i].view(b, 1, 1) for i in range(3))
+            torch.add(a * xs + c, bk * ys, out=grid[..., k])
+        return _reflect_sample(x, grid, mode)
     ys = torch.arange(h, dtype=torch.float64, device=x.device).view(1, h, 1)
     xs = torch.arange(w, dtype=torch.float64, device=x.device).view(1, 1, w)
     # (a·x + b·y) + c per pixel, with a·x and b·y formed once per column and per row
