@@ -24,6 +24,10 @@ what it does where the reference is ambiguous or hard-codes an image size, and a
 
 Presets: `imagenet` = ImageNet-C (224×224), `cifar` = CIFAR-10-C (32×32), `tiny` =
 Tiny-ImageNet-C / ImageNet-64x64-C (64×64).
+
+"8-bit path: yes" means the op also takes a uint8 (B, C, H, W) batch and returns uint8 levels equal
+to running it on x / 255 and truncating like the reference savers (`to_uint8(..., mode="truncate")`),
+without the float round trip; `augforge generate` uses it when `quantize` is `truncate`.
 """
 
 
@@ -43,7 +47,8 @@ def op_section(spec: OpSpec) -> str:
         spec.summary,
         "",
         f"- family: {spec.family}; random: {'no' if spec.deterministic else 'yes'}; "
-        f"reads/writes: {', '.join(spec.reads)} → {', '.join(spec.writes)}",
+        f"reads/writes: {', '.join(spec.reads)} → {', '.join(spec.writes)}; "
+        f"8-bit path: {'yes' if spec.cls.takes_uint8() else 'no'}",
         f"- reference: {spec.reference}",
     ]
     if spec.notes:

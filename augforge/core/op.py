@@ -8,10 +8,11 @@ a large CPU batch to `apply` in blocks of samples (`CPU_BLOCK`): each block's te
 in the CPU cache instead of being paged in afresh, which is several times faster for chains of
 elementwise passes and changes no output.
 
-Ops may also implement `apply_uint8` (so far those whose reference works on 8-bit pictures: PIL's
-JPEG codec and BOX resize): then a uint8 (B, C, H, W) batch of levels 0..255 is accepted and
-returned as uint8, equal to `to_uint8(op(to_float(x)), mode="truncate")` (the reference savers'
-conversion; exact levels for those ops) without the float round trip. Other ops reject uint8.
+Ops may also implement `apply_uint8` (the catalog lists which: "8-bit path"): then a uint8
+(B, C, H, W) batch of levels 0..255 is accepted and returned as uint8, equal to
+`to_uint8(op(to_float(x)), mode="truncate")` (the reference savers' conversion) without the float
+round trip; an op whose 8-bit result can differ from that in rare rounding ties says so in its
+notes. Other ops reject uint8.
 """
 
 from __future__ import annotations

@@ -63,6 +63,13 @@ def cv2_gaussian_kernel1d(ksize: int, sigma: float) -> torch.Tensor:
 
 
 def disk_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
+    """A fresh copy of `_disk_kernel(radius, alias_sigma)` (cached: building it costs about as much
+    as filtering a small batch with it)."""
+    return _disk_kernel(float(radius), float(alias_sigma)).clone()
+
+
+@functools.lru_cache(maxsize=64)
+def _disk_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
     """ImageNet-C's anti-aliased defocus disk (float64, odd square, centred).
 
     r ≤ 8: a 17×17 grid of offsets −8..8 and a 3×3 anti-alias Gaussian; otherwise a (2r+1)² grid
