@@ -16,10 +16,12 @@ Their tars are checked to be byte-identical to generate's, so every side writes 
 Prints a table and writes benchmarks/results/bench_generate.json.
 
     .venv/bin/python benchmarks/bench_generate.py [--n 3000] [--workers 2] [--repeat 2] [--batch 64]
+        [--stages 500]
 
 Each round runs generate then the ceiling; the best wall (and CPU) time of each is kept, since
 other load on a shared machine only ever slows a run down. Rates are also given per CPU-second
-(times the workers), which other load barely moves.
+(times the workers), which other load barely moves. `--stages N` adds where a worker's CPU time
+goes: the grid over N pictures run task by task in the benchmark's own process (see stage_profile).
 """
 
 from __future__ import annotations
@@ -199,6 +201,70 @@ def run_ceiling(shards: list[dict[str, Any]], work: Path, out: Path, procs: int,
     return wall, cpu
 
 
+STAGES = ("read", "convert", "op", "encode", "json", "tar+sha256+write", "rest")
+
+
+def stage_profile(recipe: Path, data: Path, n: int, work: Path) -> dict[str, float]:
+    """CPU microseconds per picture of each stage of `run_shard`, every task of the grid run in this
+    process one after the other (one worker, torch threads 1, no Dask), `time.process_time` around
+    the pipeline's functions, after an untimed pass over every task so first-call costs are left
+    out; that pass gives 'first_calls_s', the CPU seconds a worker spends once on them.
+    'read' is decoding (once per range, cached), 'convert' the uint8/float conversions around the
+    op, 'rest' batching, keys, sidecar and the per-sample Python of run_shard."""
+    import torch
+
+    from augforge.core.op import Op
+    from augforge.pipelines import shards
+    from augforge.pipelines.plan import make_plan
+    from augforge.pipelines.recipe import apply_overrides, load_recipe
+
+    torch.set_num_threads(1)
+    spec = apply_overrides(load_recipe(recipe), input_path=str(data), out=str(work / "stages"))
+    plan = make_plan(spec, n, str(data))
+    cfg = shards.ShardConfig(out_dir=str(work / "stages"), reader=spec.input.reader, path=str(data),
+                             options=dict(spec.input.options), seed=spec.seed,
+                             png_compress_level=spec.output.png_compress_level, quantize=spec.output.quantize,
+                             batch_size=spec.execution.batch_size, run_id="stages")
+    t0 = time.process_time()
+    for task in plan.tasks:  # untimed pass: imports, codec probes and the ops' one-off tables
+        shards.run_shard(task, cfg)
+    cold = time.process_time() - t0
+    spent = dict.fromkeys(STAGES, 0.0)
+    patched: list[tuple[Any, str, Any]] = []
+
+    def timed(owner: Any, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[stage] += time.process_time() - t0
+
+        patched.append((owner, name, original))
+        setattr(owner, name, wrapper)
+
+    hooks = ((shards, "read_range", "read"), (shards._Batcher, "_corrupt", "convert"), (Op, "__call__", "op"),
+             (shards, "encode_image", "encode"), (shards.SampleJson, "__call__", "json"),
+             (shards, "write_shard", "tar+sha256+write"))
+    for owner, name, stage in hooks:
+        timed(owner, name, stage)
+    try:
+        t0 = time.process_time()
+        for task in plan.tasks:
+            shards.run_shard(task, cfg)
+        total = time.process_time() - t0
+    finally:
+        for owner, name, original in reversed(patched):
+            setattr(owner, name, original)
+    spent["convert"] -= spent["op"]  # _corrupt's time around the op call
+    spent["rest"] = total - sum(spent.values())
+    pictures = len(plan.tasks) * n
+    return {**{k: v / pictures * 1e6 for k, v in spent.items()}, "total": total / pictures * 1e6,
+            "first_calls_s": cold - total}  # a worker's one-off CPU seconds (all 95 ops' first calls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="input pictures (CIFAR-10-C has 10 000)")
@@ -206,6 +272,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="rounds of (generate, ceiling); best kept")
     parser.add_argument("--batch", type=int, default=None, help="execution.batch_size (default: recipe's)")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/)")
+    parser.add_argument("--stages", type=int, default=0, metavar="N",
+                        help="also profile the stages in one process over N pictures (CPU us/picture)")
     args = parser.parse_args()
     runs: list[dict[str, float]] = []
     with OtherLoad() as other, tempfile.TemporaryDirectory(prefix="bench-generate-",
@@ -232,6 +300,11 @@ def main() -> None:
                     shards, work, work / "ceiling", args.workers, level, kind)
                 shutil.rmtree(work / "ceiling")
             runs.append({**run, "load_average": os.getloadavg()[0]})
+        stages = None
+        if args.stages:
+            print(f"stages: the same grid over {args.stages} pictures in this process ...", flush=True)
+            small = write_cifar_input(work / "cifar-stages", args.stages)
+            stages = stage_profile(recipe, small, args.stages, work)
     images = int(manifest["accounting"]["total"]["written"])
     best = {k: min(r[k] for r in runs) for k in runs[0] if k != "load_average"}
     wall, cpu = best["generate_s"], best["generate_cpu_s"]
@@ -271,8 +344,11 @@ def main() -> None:
         "webdataset_ceiling_img_s": wds_rate, "ratio_vs_webdataset_ceiling": e2e_rate / wds_rate,
         "webdataset_ceiling_img_per_cpu_s_x_workers": wds_cpu_rate,
         "ratio_cpu_time_vs_webdataset_ceiling": e2e_cpu_rate / wds_cpu_rate,
-        "best": best, "runs": runs, "target_ratio": 0.7,
+        "best": best, "runs": runs, "target_ratio": 0.7, "stages_cpu_us_per_picture": stages,
     }
+    if stages is not None:
+        print(f"CPU us per picture by stage (one process, {args.stages} pictures x 95 groups):")
+        print_table(list(stages), [[f"{v:.1f}" for v in stages.values()]])  # first_calls_s: seconds
     path = write_json("bench_generate", payload, None if args.out is None else Path(args.out))
     print(f"end-to-end / ceiling = {e2e_rate / ceiling_rate:.2f} (wall), "
           f"{e2e_cpu_rate / ceiling_cpu_rate:.2f} (CPU time); against Image.save + TarWriter: "
