@@ -130,7 +130,8 @@ def main() -> None:
         "target": TARGET,
     }
     print(summary)
-    env = {**environment(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "load_average": os.getloadavg()}
+    env = {**environment(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+           "load_average": os.getloadavg()}
     path = write_json("bench_train_aug", {"env": env, "args": vars(args), "results": records,
                                           "summary": summary}, None if args.out is None else Path(args.out))
     print(f"wrote {path}")
