@@ -83,7 +83,12 @@ def pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: str
 def gaussian_weights(sigma: float, truncate: float = 4.0) -> tuple[float, ...]:
     """scipy.ndimage's 1-D Gaussian weights, computed the way scipy's `_gaussian_kernel1d` does
     (numpy, float64): radius int(truncate·σ + 0.5), exp(−½/σ² · t²) for integer t, divided by
-    the sum. σ ≤ 0 gives (1,)."""
+    the sum. σ ≤ 0 gives (1,). Cached: ops ask for the same few σ on every call."""
+    return _gaussian_weights(float(sigma), float(truncate))
+
+
+@functools.lru_cache(maxsize=256)
+def _gaussian_weights(sigma: float, truncate: float) -> tuple[float, ...]:
     if sigma <= 0:
         return (1.0,)
     radius = int(truncate * float(sigma) + 0.5)
