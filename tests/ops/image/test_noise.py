@@ -392,3 +392,28 @@ def test_uint8_path_takes_strided_batches(name):
     view = nhwc.permute(0, 3, 1, 2)
     assert not view.is_contiguous()
     assert torch.equal(op(view, 4), op(view.contiguous(), 4))
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "speckle_noise"])
+@pytest.mark.parametrize("shape", [(4, 3, 96, 80), (3, 1, 130, 127)])
+def test_per_picture_uint8_path_equals_the_blocked_path(name: str, shape: tuple[int, ...],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The picture-by-picture 8-bit path (several threads, large pictures) gives the blocked path's
+    bits, and both equal the float path + to_uint8."""
+    from augforge import build_op, to_uint8
+    from augforge.ops.image import noise
+
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    op = build_op(name, 5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert noise._per_picture(x)
+        fast = op(x, 7)
+        monkeypatch.setattr(noise, "_per_picture", lambda t: False)
+        blocked = op(x, 7)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(fast, blocked)
+    via_float = to_uint8(op(x.float() / 255.0, 7))
+    assert np.array_equal(fast.permute(0, 2, 3, 1).numpy(), via_float)
